@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what lsmigrate needs on a Debian machine, idempotently:
+# Debian packages, the virtual environment at .venv/ and the pinned Pyodide
+# runtime from npm. A second run with nothing to do takes about a second.
+#
+# Usage: scripts/bootstrap.sh demo|test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=${1:-test}
+
+apt_missing=()
+command -v redis-server >/dev/null || apt_missing+=(redis-server)
+[ -x /usr/lib/postgresql/15/bin/initdb ] || apt_missing+=(postgresql-15)
+command -v node >/dev/null || apt_missing+=(nodejs npm)
+if [ "$profile" = test ]; then
+  command -v chromium >/dev/null || apt_missing+=(chromium)
+fi
+if ((${#apt_missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: these Debian packages are missing and installing them needs root: ${apt_missing[*]}" >&2
+    exit 1
+  fi
+  echo "bootstrap: installing Debian packages: ${apt_missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+fi
+
+extras=server
+[ "$profile" = test ] && extras=dev
+stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  echo "bootstrap: installing Python packages (.[$extras]) into .venv/"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  rm -f .venv/.installed-"$extras"-*
+  touch "$stamp"
+fi
+
+npm_stamp="node_modules/.lsmigrate-$(sha256sum package-lock.json | cut -c1-16)"
+if [ ! -f "$npm_stamp" ]; then
+  echo "bootstrap: installing the Pyodide runtime (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  touch "$npm_stamp"
+fi
