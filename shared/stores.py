@@ -8,7 +8,7 @@ from typing import Any
 
 from lsmigrate.shared.canonical import parse_json
 from lsmigrate.shared.environments import EnvironmentSchema
-from lsmigrate.shared.fields import json_type
+from lsmigrate.shared.fields import Secret, json_type
 from lsmigrate.shared.mapping import MappedRecord, RecordSchema, map_record, migration_time
 from lsmigrate.shared.tasks import TaskSchema
 
@@ -36,6 +36,13 @@ class StoreSpec:
     records_path: str
     schema: RecordSchema
     table: str
+
+    @property
+    def secret_fields(self) -> frozenset[str]:
+        """Source keys whose values are secrets."""
+        return frozenset(
+            field.data_key or name for name, field in self.schema.load_fields.items() if isinstance(field, Secret)
+        )
 
     def extract(self, raw: str) -> list[Any]:
         """The records of a Zustand `{state, version}` envelope."""

@@ -1,1 +1,1 @@
-"""lsmigrate."""
+"""The HTTP API: one blueprint per resource."""

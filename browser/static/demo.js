@@ -1,0 +1,147 @@
+/* The demo app: seeds realistic localStorage stores, shows the migration's
+ * progress and what the server holds. Record content is always set as
+ * text, never as markup. */
+(() => {
+  "use strict";
+  const token = document.body.dataset.token;
+  const $ = (selector) => document.querySelector(selector);
+
+  const STATUSES = ["IN_PROGRESS", "DONE", "MERGED", "PAUSED", "CANCELLED"];
+  const WORDS = ["refactor", "billing", "webhook", "flaky test", "login page", "cache", "migration",
+    "dark mode", "export", "search index", "rate limit", "onboarding", "avatar upload", "audit log"];
+  const REPOS = ["acme/web", "acme/api", "acme/mobile", "acme/infra"];
+
+  function pick(list, i) { return list[i % list.length]; }
+
+  function message(i, j) {
+    const text = `Step ${j + 1} for task ${i + 1}: looked at the ${pick(WORDS, i + j)} code path, ` +
+      "reproduced the problem locally, wrote a failing test, and drafted a fix that keeps the public " +
+      "interface unchanged while removing the duplicated branch.";
+    return { role: j % 2 ? "assistant" : "user", type: "message", data: { text } };
+  }
+
+  function seedTasks(n) {
+    const now = Date.now();
+    const tasks = [];
+    for (let i = 0; i < n; i += 1) {
+      const created = new Date(now - (n - i) * 3600_000).toISOString();
+      tasks.push({
+        id: i === 0 ? "task-1" : crypto.randomUUID(),
+        title: `${i % 3 ? "Fix" : "Add"} ${pick(WORDS, i)} (${i + 1})`,
+        description: `Users reported a problem with the ${pick(WORDS, i * 7)}. Investigate and fix.`,
+        status: pick(STATUSES, i),
+        branch: `feature/${pick(WORDS, i).replace(/ /g, "-")}-${i + 1}`,
+        sessionId: `sess-${1000 + i}`,
+        repository: pick(REPOS, i),
+        statusMessage: i % 4 === 0 ? "Waiting for review" : "",
+        isArchived: i % 11 === 0,
+        mode: i % 5 === 0 ? "ask" : "code",
+        hasChanges: i % 3 === 0,
+        messages: [0, 1, 2, 3, 4].map((j) => message(i, j)),
+        pullRequest: i % 4 === 1 ? { url: `https://github.com/${pick(REPOS, i)}/pull/${100 + i}`, number: 100 + i, status: "open" } : undefined,
+        createdAt: created,
+        updatedAt: i % 6 === 0 ? Date.parse(created) + 60_000 : created,
+      });
+    }
+    return tasks;
+  }
+
+  function seedEnvironments() {
+    const now = new Date().toISOString();
+    return ["Production", "Staging", "Preview"].map((name, i) => ({
+      id: i === 0 ? "env-1" : crypto.randomUUID(),
+      name,
+      description: `${name} environment`,
+      githubOrganization: "acme",
+      githubRepository: pick(REPOS, i),
+      githubToken: `ghp_${crypto.randomUUID().replace(/-/g, "")}`,
+      createdAt: now,
+      updatedAt: now,
+    }));
+  }
+
+  function seed() {
+    const n = Math.max(1, Math.min(20000, Number($("#seed-count").value) || 25));
+    localStorage.setItem("task-store", JSON.stringify({ state: { tasks: seedTasks(n) }, version: 0 }));
+    localStorage.setItem("environments", JSON.stringify({ state: { environments: seedEnvironments() }, version: 0 }));
+    localStorage.setItem("theme", "dark");
+    window.location.reload();
+  }
+
+  function cell(row, text) {
+    const td = document.createElement("td");
+    td.textContent = text == null ? "" : String(text);
+    row.appendChild(td);
+  }
+
+  function fillTable(selector, items, columns) {
+    const body = $(`${selector} tbody`);
+    body.replaceChildren();
+    for (const item of items) {
+      const row = document.createElement("tr");
+      for (const column of columns) cell(row, column(item));
+      body.appendChild(row);
+    }
+  }
+
+  async function api(path) {
+    const response = await fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+    if (!response.ok) throw new Error(`${path}: ${response.status}`);
+    return response.json();
+  }
+
+  async function showServerData() {
+    const [{ tasks }, { environments }] = await Promise.all([api("/api/tasks"), api("/api/environments")]);
+    $("#task-count").textContent = String(tasks.length);
+    $("#env-count").textContent = String(environments.length);
+    fillTable("#tasks", tasks.slice(-200).reverse(), [
+      (t) => t.title, (t) => t.status, (t) => t.priority, (t) => t.repository,
+      (t) => new Date(t.updated_at).toLocaleString(),
+    ]);
+    fillTable("#environments", environments, [
+      (e) => e.name, (e) => e.github_repository, (e) => e.github_token_hint || "—",
+    ]);
+  }
+
+  function showLocalKeys() {
+    const keys = Object.keys(localStorage).sort();
+    $("#local-keys").textContent = keys.length
+      ? `localStorage keys: ${keys.map((k) => `${k} (${(localStorage.getItem(k) || "").length.toLocaleString()} chars)`).join(", ")}`
+      : "localStorage is empty.";
+  }
+
+  function showReport(report) {
+    const table = $("#migration-report");
+    const rows = Object.entries(report.keys || {});
+    table.hidden = rows.length === 0;
+    fillTable("#migration-report", rows, [
+      ([key]) => key, ([, r]) => r.found, ([, r]) => r.inserted, ([, r]) => r.unchanged,
+      ([, r]) => r.quarantined, ([, r]) => r.conflict, ([, r]) => (r.cleaned_up ? "yes" : "no"),
+    ]);
+  }
+
+  window.addEventListener("lsmigrate:progress", (event) => {
+    const { phase, done, total } = event.detail;
+    $("#migration-state").textContent = phase === "boot" ? "Loading the migration runtime…" : `${phase}: ${done} / ${total}`;
+    const bar = $("#migration-progress");
+    bar.max = Math.max(total, 1);
+    bar.value = done;
+  });
+  window.addEventListener("lsmigrate:done", (event) => {
+    $("#migration-state").textContent = `Done — session ${event.detail.session_id || "(nothing to migrate)"}`;
+    showReport(event.detail);
+    showLocalKeys();
+    showServerData();
+  });
+  window.addEventListener("lsmigrate:error", (event) => {
+    const error = event.detail.error || {};
+    $("#migration-state").textContent = `Failed: ${error.code || "error"} — ${error.message || ""}`;
+    showReport(event.detail);
+    showLocalKeys();
+  });
+
+  $("#seed").addEventListener("click", seed);
+  $("#migrate").addEventListener("click", () => window.lsmigrate.start());
+  showLocalKeys();
+  showServerData().catch((error) => console.error(error));
+})();

@@ -1,0 +1,24 @@
+"""GET /healthz: 200 when the app can reach its database."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from lsmigrate.server.errors import error_response
+from lsmigrate.server.extensions import db
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def check_health() -> ResponseReturnValue:
+    """Answer 200 when a query on the database succeeds, 503 otherwise."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return error_response(503, "database_unavailable", "The database cannot be reached.")
+    return {"status": "ok"}

@@ -1,0 +1,64 @@
+"""Configuration: defaults, then the environment, then what a test passes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "SQLALCHEMY_DATABASE_URI": None,  # None: SQLite under the instance folder
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "REDIS_URL": None,
+    "SECRET_KEY": None,  # None: generated once and kept in the instance folder
+    "TOKEN_MAX_AGE": 30 * 24 * 3600,
+    "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
+    "MAX_BATCH_RECORDS": 1000,
+    "DEMO": False,
+    "PYODIDE_DIR": None,  # None: node_modules/pyodide beside the checkout
+}
+
+
+def database_url(url: str) -> str:
+    """A DATABASE_URL in the form SQLAlchemy wants, with psycopg 3 for PostgreSQL."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _instance_secret_key(app: Flask) -> str:
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+        log.warning("LSMIGRATE_SECRET_KEY is not set: generated one in %s", path)
+    return path.read_text().strip()
+
+
+def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
+    """Fill app.config from the defaults, the environment and `overrides`, in that order."""
+    app.config.from_mapping(DEFAULTS)
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    if os.environ.get("REDIS_URL"):
+        app.config["REDIS_URL"] = os.environ["REDIS_URL"]
+    app.config.from_prefixed_env("LSMIGRATE")
+    if overrides:
+        app.config.from_mapping(overrides)
+
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not uri:
+        uri = f"sqlite:///{Path(app.instance_path) / 'lsmigrate.sqlite'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(uri)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret_key(app)
+    if not app.config["PYODIDE_DIR"]:
+        app.config["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")

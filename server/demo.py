@@ -1,0 +1,31 @@
+"""Demo mode (LSMIGRATE_DEMO=1): a small task app that migrates on page load."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from lsmigrate.server.auth import issue_token
+from lsmigrate.server.errors import BadRequest
+
+bp = Blueprint("demo", __name__)
+
+_USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Send a visitor to alice's demo page."""
+    return redirect(url_for("demo.show_demo", user="alice"))
+
+
+@bp.get("/demo")
+def show_demo() -> ResponseReturnValue:
+    """The demo app for ?user=USER_ID, with the loader in automatic mode."""
+    user_id = request.args.get("user", "alice")
+    if not _USER_ID.match(user_id):
+        raise BadRequest("user must be 1-64 letters, digits or _.@-", code="invalid_user")
+    mode = "manual" if request.args.get("mode") == "manual" else "auto"
+    return render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode)

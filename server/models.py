@@ -1,0 +1,124 @@
+"""The tables: migrated records, and the bookkeeping of migration sessions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lsmigrate.server.extensions import JsonValue, Moment, db
+
+
+class Task(db.Model):  # type: ignore[name-defined]
+    """A migrated task."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(16))
+    branch: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(Text)
+    repository: Mapped[str | None] = mapped_column(Text)
+    status_message: Mapped[str | None] = mapped_column(Text)
+    is_archived: Mapped[bool]
+    has_changes: Mapped[bool]
+    pull_request: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
+    source_digest: Mapped[str] = mapped_column(String(64))
+    migration_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Environment(db.Model):  # type: ignore[name-defined]
+    """A migrated environment; its GitHub token is stored encrypted."""
+
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_environments_user_name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    github_organization: Mapped[str | None] = mapped_column(Text)
+    github_repository: Mapped[str | None] = mapped_column(Text)
+    github_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    github_token_hint: Mapped[str | None] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(default=False)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
+    source_digest: Mapped[str] = mapped_column(String(64))
+    migration_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class MigrationSession(db.Model):  # type: ignore[name-defined]
+    """One browser's migration of one user's stores."""
+
+    __tablename__ = "migration_sessions"
+    __table_args__ = (UniqueConstraint("user_id", "client_session_id", name="uq_sessions_client"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    client_session_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    completed_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class MigrationBatch(db.Model):  # type: ignore[name-defined]
+    """An acknowledged batch: its body's fingerprint and the response to replay."""
+
+    __tablename__ = "migration_batches"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("migration_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JsonValue)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class LedgerEntry(db.Model):  # type: ignore[name-defined]
+    """What became of one source record in one session."""
+
+    __tablename__ = "migration_ledger"
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("migration_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_seq: Mapped[int] = mapped_column(Integer)
+    source_id: Mapped[Any | None] = mapped_column(JsonValue)
+    digest: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    target_table: Mapped[str | None] = mapped_column(String(64))
+    target_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    warnings: Mapped[list[Any]] = mapped_column(JsonValue)
+
+
+class QuarantinedRecord(db.Model):  # type: ignore[name-defined]
+    """A source record that could not be mapped: its raw value (secrets encrypted) and why."""
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("migration_sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    key: Mapped[str] = mapped_column(String(255))
+    index: Mapped[int] = mapped_column(Integer)
+    raw: Mapped[Any] = mapped_column(JsonValue)
+    reasons: Mapped[list[Any]] = mapped_column(JsonValue)
+    created_at: Mapped[datetime] = mapped_column(Moment)

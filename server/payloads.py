@@ -1,0 +1,34 @@
+"""Reading request bodies: strict JSON, then a protocol schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from lsmigrate.server.errors import BadRequest, Unprocessable
+from lsmigrate.shared.canonical import parse_json
+
+
+def parse_body(body: bytes) -> Any:
+    """The JSON value of a request body; BadRequest (invalid_json) when it is not JSON."""
+    try:
+        return parse_json(body.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise BadRequest("The request body is not UTF-8 text.", code="invalid_json") from error
+    except RecursionError as error:
+        raise BadRequest("The request body is nested too deeply.", code="invalid_json") from error
+    except ValueError as error:
+        raise BadRequest(f"The request body is not valid JSON: {error}", code="invalid_json") from error
+
+
+def load_body(schema: Schema, body: bytes) -> dict[str, Any]:
+    """A request body parsed and validated by `schema`; 400 or 422 when it is not."""
+    payload = parse_body(body)
+    if not isinstance(payload, dict):
+        raise Unprocessable("The request body must be a JSON object.", details={"_schema": ["expected an object"]})
+    try:
+        loaded: dict[str, Any] = schema.load(payload)
+    except ValidationError as error:
+        raise Unprocessable("The request body does not match the protocol.", details=error.messages) from error
+    return loaded

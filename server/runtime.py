@@ -1,0 +1,90 @@
+"""What the page loads from this server: the loader, Pyodide, and the wheels.
+
+Pyodide comes from the pinned npm package under a versioned path so it can
+be cached for good; `.wasm` goes out as application/wasm so the browser can
+compile it while it streams.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, send_from_directory, url_for
+
+from lsmigrate.server.errors import NotFound
+from lsmigrate.server.wheels import Wheel, browser_wheels
+from lsmigrate.shared.stores import STORES
+
+bp = Blueprint("runtime", __name__, url_prefix="/lsmigrate")
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "browser" / "static"
+_MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
+_YEAR = 365 * 24 * 3600
+
+
+@cache
+def _pyodide_version(pyodide_dir: str) -> str:
+    package = json.loads((Path(pyodide_dir) / "package.json").read_text())
+    return str(package["version"])
+
+
+def _wheels() -> dict[str, Wheel]:
+    wheels: dict[str, Wheel] | None = current_app.extensions.get("lsmigrate_wheels")
+    if wheels is None:
+        wheels = {wheel.filename: wheel for wheel in browser_wheels()}
+        current_app.extensions["lsmigrate_wheels"] = wheels
+    return wheels
+
+
+def loader_config() -> dict[str, Any]:
+    """What the loader needs to know before it downloads anything."""
+    version = _pyodide_version(current_app.config["PYODIDE_DIR"])
+    return {
+        "keys": sorted(STORES),
+        "pyodide": url_for("runtime.pyodide_file", version=version, filename=""),
+        "wheels": [
+            url_for("runtime.wheel_file", content_hash=wheel.content_hash, filename=wheel.filename)
+            for wheel in _wheels().values()
+        ],
+        "module": "lsmigrate.browser.page",
+    }
+
+
+@bp.get("/loader.js")
+def loader_script() -> Response:
+    """The loader, with the store keys and runtime URLs filled in."""
+    source = (STATIC_DIR / "loader.js").read_text()
+    body = source.replace("__LSMIGRATE_CONFIG__", json.dumps(loader_config()))
+    response = Response(body, mimetype="text/javascript")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/pyodide/<version>/<path:filename>")
+def pyodide_file(version: str, filename: str) -> Response:
+    """A file of the pinned Pyodide runtime."""
+    pyodide_dir = current_app.config["PYODIDE_DIR"]
+    if version != _pyodide_version(pyodide_dir):
+        raise NotFound(f"Pyodide {version} is not served here.")
+    mimetype = _MIMETYPES.get(Path(filename).suffix)
+    return send_from_directory(pyodide_dir, filename, mimetype=mimetype, max_age=_YEAR)
+
+
+@bp.get("/wheels/<content_hash>/<filename>")
+def wheel_file(content_hash: str, filename: str) -> Response:
+    """A wheel the page installs into Pyodide."""
+    wheel = _wheels().get(filename)
+    if wheel is None or wheel.content_hash != content_hash:
+        raise NotFound(f"No wheel {filename} with hash {content_hash}.")
+    response = Response(wheel.content, mimetype="application/zip")
+    response.headers["Cache-Control"] = f"public, max-age={_YEAR}, immutable"
+    return response
+
+
+@bp.get("/static/<path:filename>")
+def static_file(filename: str) -> Response:
+    """The panel's and the demo's scripts and styles."""
+    return send_from_directory(STATIC_DIR, filename, mimetype=_MIMETYPES.get(Path(filename).suffix))

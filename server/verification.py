@@ -1,0 +1,81 @@
+"""Completing a session: the client's manifest checked against the ledger.
+
+A key may be deleted from localStorage only when the ledger holds exactly
+the records the client read from it (same count, same digest over their
+digests in source order) and every one of them is accounted for.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from lsmigrate.server.errors import Conflict
+from lsmigrate.server.extensions import db
+from lsmigrate.server.models import LedgerEntry, MigrationSession
+from lsmigrate.shared.canonical import manifest_digest
+
+# Outcomes that leave the record in a row or the quarantine, with nothing to decide.
+ACCOUNTED_OUTCOMES = frozenset({"inserted", "updated", "unchanged", "quarantined", "superseded"})
+
+
+def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str]]]:
+    query = (
+        select(LedgerEntry.key, LedgerEntry.index, LedgerEntry.digest, LedgerEntry.outcome)
+        .where(LedgerEntry.session_id == session.id)
+        .order_by(LedgerEntry.key, LedgerEntry.index)
+    )
+    ledger: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    for key, index, record_digest, outcome in db.session.execute(query):
+        ledger[key].append((index, record_digest, outcome))
+    return ledger
+
+
+def _mismatch(key: str, entries: list[tuple[int, str, str]], claimed: dict[str, Any] | None) -> dict | None:
+    if claimed is None:
+        return {"key": key, "problem": "not_in_manifest", "server_count": len(entries)}
+    if [index for index, _, _ in entries] != list(range(len(entries))) or len(entries) != claimed["count"]:
+        return {"key": key, "problem": "count", "client_count": claimed["count"], "server_count": len(entries)}
+    if manifest_digest(record_digest for _, record_digest, _ in entries) != claimed["digest"]:
+        return {"key": key, "problem": "digest", "client_count": claimed["count"], "server_count": len(entries)}
+    return None
+
+
+def complete_session(session: MigrationSession, manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Verify the manifest; on a match mark the session verified and list the deletable keys."""
+    ledger = _ledger_by_key(session)
+    mismatches = []
+    for key in sorted(set(manifest) | set(ledger)):
+        problem = _mismatch(key, ledger.get(key, []), manifest.get(key))
+        if problem is not None:
+            mismatches.append(problem)
+    if mismatches:
+        raise Conflict(
+            "The server's ledger does not match the client's manifest; no key may be deleted.",
+            code="manifest_mismatch",
+            details={"mismatches": mismatches},
+        )
+
+    deletable, kept, counts = [], {}, {}
+    for key in sorted(manifest):
+        outcomes = Counter(outcome for _, _, outcome in ledger.get(key, []))
+        counts[key] = dict(outcomes)
+        unaccounted = {outcome: n for outcome, n in outcomes.items() if outcome not in ACCOUNTED_OUTCOMES}
+        if unaccounted:
+            kept[key] = {"reason": "unresolved_records", "outcomes": unaccounted}
+        else:
+            deletable.append(key)
+    if session.status == "open":
+        session.status = "verified"
+        session.completed_at = datetime.now(UTC)
+        db.session.commit()
+    return {
+        "session_id": str(session.id),
+        "verified": True,
+        "deletable_keys": deletable,
+        "kept_keys": kept,
+        "counts": counts,
+    }

@@ -1,0 +1,93 @@
+"""Pure-Python wheels for the page, built in memory.
+
+The page needs two wheels: lsmigrate's browser side (`lsmigrate.shared` and
+`lsmigrate.browser`, from this checkout, so an edit shows on the next page
+load) and marshmallow (from the installed distribution, so the browser runs
+exactly the version the server validates with). Entries carry a fixed date,
+so the same files always give the same bytes and the same URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import marshmallow
+
+_FIXED_DATE = (2020, 1, 1, 0, 0, 0)
+_LSMIGRATE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A built wheel: its file name, bytes, and a short content hash for its URL."""
+
+    filename: str
+    content: bytes
+
+    @property
+    def content_hash(self) -> str:
+        """The first 16 hex digits of the wheel's sha256."""
+        return hashlib.sha256(self.content).hexdigest()[:16]
+
+
+def _record_line(path: str, data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+    return f"{path},sha256={digest},{len(data)}"
+
+
+def build_wheel(name: str, version: str, packages: dict[str, Path], metadata_text: str) -> Wheel:
+    """A py3-none-any wheel holding the .py files of each `{import path: folder}`."""
+    files: list[tuple[str, bytes]] = []
+    for import_path, folder in sorted(packages.items()):
+        prefix = import_path.replace(".", "/")
+        for source in sorted(folder.rglob("*.py")):
+            if "__pycache__" in source.parts:
+                continue
+            files.append((f"{prefix}/{source.relative_to(folder).as_posix()}", source.read_bytes()))
+    dist_info = f"{name}-{version}.dist-info"
+    files.append((f"{dist_info}/METADATA", metadata_text.encode("utf-8")))
+    files.append(
+        (
+            f"{dist_info}/WHEEL",
+            b"Wheel-Version: 1.0\nGenerator: lsmigrate\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+    )
+    record = "\n".join(_record_line(path, data) for path, data in files) + f"\n{dist_info}/RECORD,,\n"
+    files.append((f"{dist_info}/RECORD", record.encode("utf-8")))
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files:
+            info = zipfile.ZipInfo(path, date_time=_FIXED_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return Wheel(f"{name}-{version}-py3-none-any.whl", buffer.getvalue())
+
+
+def browser_wheels() -> list[Wheel]:
+    """The wheels the page loads: marshmallow, then lsmigrate's browser side."""
+    lsmigrate_version = metadata.version("lsmigrate")
+    marshmallow_dist = metadata.distribution("marshmallow")
+    return [
+        build_wheel(
+            "marshmallow",
+            marshmallow_dist.version,
+            {"marshmallow": Path(marshmallow.__file__).parent},
+            marshmallow_dist.read_text("METADATA") or f"Metadata-Version: 2.1\nName: marshmallow\nVersion: {marshmallow_dist.version}\n",
+        ),
+        build_wheel(
+            "lsmigrate",
+            lsmigrate_version,
+            {
+                "lsmigrate.shared": _LSMIGRATE_ROOT / "shared",
+                "lsmigrate.browser": _LSMIGRATE_ROOT / "browser",
+            },
+            f"Metadata-Version: 2.1\nName: lsmigrate\nVersion: {lsmigrate_version}\nRequires-Dist: marshmallow\n",
+        ),
+    ]
