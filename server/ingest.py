@@ -94,7 +94,7 @@ def _names_taken(user_id: str, names: list[str]) -> dict[str, uuid.UUID]:
     query = select(Environment.name, Environment.id).where(
         Environment.user_id == user_id, Environment.name.in_(names)
     )
-    return dict(db.session.execute(query).tuples().all())
+    return {name: row_id for name, row_id in db.session.execute(query)}
 
 
 def _secret_free(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:

@@ -66,7 +66,7 @@ class Title(Text):
 
     def warning_code(self, original: Any) -> str:
         if original is None or original == "":
-            return "title_missing"
+            return f"{self.name}_missing"
         return super().warning_code(original)
 
 

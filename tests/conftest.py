@@ -1,0 +1,68 @@
+"""App fixtures on a real PostgreSQL and Redis (see fixtures_services)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import flask_migrate
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from sqlalchemy import text
+
+from lsmigrate.server import create_app
+from lsmigrate.server.auth import issue_token
+from lsmigrate.server.extensions import db
+from tests.fixtures_services import PostgresServer, RedisServer
+
+TABLES = "tasks, environments, migration_ledger, quarantine, migration_batches, migration_sessions"
+
+
+@pytest.fixture(scope="session")
+def pg_app(postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """One app on the session's PostgreSQL and Redis, its tables created by the migrations."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": postgres.url,
+            "REDIS_URL": redis_server.url,
+            "SECRET_KEY": "test-secret-key",
+        }
+    )
+    with app.app_context():
+        flask_migrate.upgrade()
+    return app
+
+
+@pytest.fixture
+def app(pg_app: Flask, redis_server: RedisServer) -> Iterator[Flask]:
+    """The app with empty tables and an empty cache."""
+    with pg_app.app_context():
+        db.session.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+        db.session.commit()
+    redis.Redis.from_url(redis_server.url).flushall()
+    yield pg_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """A CLI runner of the app."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def auth(app: Flask):  # type: ignore[no-untyped-def]
+    """auth(user_id) -> the Authorization header of a valid token for that user."""
+
+    def headers(user_id: str) -> dict[str, str]:
+        with app.app_context():
+            return {"Authorization": f"Bearer {issue_token(user_id)}"}
+
+    return headers

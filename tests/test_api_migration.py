@@ -1,0 +1,257 @@
+"""The migration protocol on a real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from tests.fixtures_services import PostgresServer, RedisServer
+from tests.migration_helpers import batch_body, manifest_entry
+
+API = "/api/migration"
+TOKEN = "ghp_TOPSECRETtokenvalue0123456789"
+TASKS = [
+    {"id": "task-1", "title": "First", "status": "IN_PROGRESS", "createdAt": "2024-01-15T10:30:00.000Z"},
+    {"id": str(uuid.uuid4()), "title": "Second", "status": "DONE", "mode": "ask"},
+    {"id": "task-3", "title": "Third", "pullRequest": {"url": "https://x/pull/1", "number": 1}},
+]
+ENVIRONMENTS = [{"id": "env-1", "name": "Production", "githubToken": TOKEN}]
+
+
+def open_session(client: FlaskClient, headers: dict[str, str], client_id: str = "client-1") -> str:
+    response = client.post(f"{API}/sessions", json={"client_session_id": client_id}, headers=headers)
+    assert response.status_code in (200, 201), response.json
+    return str(response.json["session_id"])
+
+
+def put(client: FlaskClient, headers: dict[str, str], sid: str, seq: int, body: dict[str, Any]) -> Any:
+    return client.put(f"{API}/sessions/{sid}/batches/{seq}", json=body, headers=headers)
+
+
+def migrate_all(client: FlaskClient, headers: dict[str, str], client_id: str = "client-1") -> dict[str, Any]:
+    sid = open_session(client, headers, client_id)
+    assert put(client, headers, sid, 0, batch_body("task-store", TASKS[:2])).status_code == 200
+    assert put(client, headers, sid, 1, batch_body("task-store", TASKS[2:], offset=2)).status_code == 200
+    assert put(client, headers, sid, 2, batch_body("environments", ENVIRONMENTS)).status_code == 200
+    manifest = {"task-store": manifest_entry(TASKS), "environments": manifest_entry(ENVIRONMENTS)}
+    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    assert response.status_code == 200, response.json
+    return dict(response.json)
+
+
+def db_rows(postgres: PostgresServer, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(postgres.conninfo) as connection:
+        return connection.execute(query).fetchall()
+
+
+def test_a_session_in_two_batches_lands_the_rows_for_that_user(client, auth, postgres) -> None:
+    verdict = migrate_all(client, auth("alice"))
+    assert verdict["deletable_keys"] == ["environments", "task-store"]
+    rows = db_rows(postgres, "SELECT user_id, title, status, priority FROM tasks ORDER BY title")
+    assert rows == [
+        ("alice", "First", "in_progress", "medium"),
+        ("alice", "Second", "completed", "low"),
+        ("alice", "Third", "pending", "high"),
+    ]
+    assert db_rows(postgres, "SELECT user_id, name FROM environments") == [("alice", "Production")]
+    ledger = db_rows(postgres, "SELECT key, index, outcome FROM migration_ledger ORDER BY key, index")
+    assert ledger == [("environments", 0, "inserted")] + [("task-store", i, "inserted") for i in range(3)]
+
+
+def test_another_users_token_sees_none_of_them(client, auth) -> None:
+    migrate_all(client, auth("alice"))
+    assert len(client.get("/api/tasks", headers=auth("alice")).json["tasks"]) == 3
+    assert client.get("/api/tasks", headers=auth("bob")).json == {"tasks": []}
+    assert client.get("/api/environments", headers=auth("bob")).json == {"environments": []}
+
+
+def test_another_users_session_is_forbidden(client, auth) -> None:
+    sid = open_session(client, auth("alice"))
+    response = put(client, auth("bob"), sid, 0, batch_body("task-store", TASKS))
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "foreign_session"
+
+
+def test_running_the_same_migration_again_adds_no_rows(client, auth, postgres) -> None:
+    migrate_all(client, auth("alice"), "run-1")
+    again = migrate_all(client, auth("alice"), "run-2")
+    assert again["counts"]["task-store"] == {"unchanged": 3}
+    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(3,)]
+
+
+def test_the_same_batch_twice_replays_the_stored_response(client, auth, postgres) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    first = put(client, headers, sid, 0, batch_body("task-store", TASKS))
+    second = put(client, headers, sid, 0, batch_body("task-store", TASKS))
+    assert second.status_code == 200
+    assert second.json == first.json
+    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(3,)]
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(3,)]
+
+
+def test_a_different_body_under_the_same_seq_is_a_conflict(client, auth) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    put(client, headers, sid, 0, batch_body("task-store", TASKS[:1]))
+    response = put(client, headers, sid, 0, batch_body("task-store", TASKS[1:2]))
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "batch_mismatch"
+
+
+def test_a_session_id_is_resumed_with_its_acknowledged_batches(client, auth) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers, "tab-1")
+    put(client, headers, sid, 0, batch_body("task-store", TASKS))
+    again = client.post(f"{API}/sessions", json={"client_session_id": "tab-1"}, headers=headers)
+    assert again.status_code == 200
+    assert again.json["session_id"] == sid
+    assert again.json["acknowledged_batches"] == [0]
+
+
+def test_a_uuid_owned_by_another_user_is_never_touched(client, auth, postgres) -> None:
+    shared_id = str(uuid.uuid4())
+    headers_a, headers_b = auth("alice"), auth("bob")
+    sid_a = open_session(client, headers_a)
+    put(client, headers_a, sid_a, 0, batch_body("task-store", [{"id": shared_id, "title": "Alice's"}]))
+    sid_b = open_session(client, headers_b)
+    response = put(client, headers_b, sid_b, 0, batch_body("task-store", [{"id": shared_id, "title": "Bob's"}]))
+    [result] = response.json["results"]
+    assert result["outcome"] == "inserted"
+    assert result["target_id"] != shared_id
+    assert {"code": "foreign_id", "field": "id"} in result["warnings"]
+    rows = db_rows(postgres, "SELECT id::text, user_id, title FROM tasks ORDER BY user_id")
+    assert rows == [(shared_id, "alice", "Alice's"), (result["target_id"], "bob", "Bob's")]
+
+
+def test_a_changed_record_is_a_conflict_and_its_key_is_kept(client, auth, postgres) -> None:
+    headers = auth("alice")
+    migrate_all(client, headers, "run-1")
+    changed = [dict(TASKS[0], title="First, edited"), *TASKS[1:]]
+    sid = open_session(client, headers, "run-2")
+    response = put(client, headers, sid, 0, batch_body("task-store", changed))
+    assert response.json["counts"] == {"conflict": 1, "unchanged": 2}
+    verdict = client.post(
+        f"{API}/sessions/{sid}/complete", json={"manifest": {"task-store": manifest_entry(changed)}}, headers=headers
+    )
+    assert verdict.status_code == 200
+    assert verdict.json["deletable_keys"] == []
+    assert verdict.json["kept_keys"]["task-store"]["outcomes"] == {"conflict": 1}
+    assert db_rows(postgres, "SELECT title FROM tasks WHERE title LIKE 'First%'") == [("First",)]
+
+
+def test_bad_records_go_to_the_quarantine_with_their_raw_value(client, auth, postgres) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    records = [{"title": {"not": "text"}}, "just a string", {"title": "fine"}]
+    response = put(client, headers, sid, 0, batch_body("task-store", records))
+    assert response.json["counts"] == {"quarantined": 2, "inserted": 1}
+    quarantined = db_rows(postgres, "SELECT index, raw FROM quarantine ORDER BY index")
+    assert quarantined == [(0, {"title": {"not": "text"}}), (1, "just a string")]
+    verdict = client.post(
+        f"{API}/sessions/{sid}/complete", json={"manifest": {"task-store": manifest_entry(records)}}, headers=headers
+    )
+    assert verdict.json["deletable_keys"] == ["task-store"]
+
+
+def test_a_manifest_that_does_not_match_the_ledger_lists_no_key(client, auth) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    put(client, headers, sid, 0, batch_body("task-store", TASKS[:2]))
+    manifest = {"task-store": manifest_entry(TASKS)}
+    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "manifest_mismatch"
+    assert response.json["error"]["details"]["mismatches"][0]["key"] == "task-store"
+    assert "deletable_keys" not in response.json
+
+
+def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, postgres, redis_server) -> None:
+    headers = auth("alice")
+    verdict = migrate_all(client, headers)
+    environments = client.get("/api/environments", headers=headers)
+    assert environments.json["environments"][0]["github_token_hint"] == "ghp_…6789"
+    everything = json.dumps(verdict) + environments.get_data(as_text=True)
+    stored = db_rows(postgres, "SELECT github_token_encrypted, metadata::text FROM environments")
+    ledger = db_rows(postgres, "SELECT warnings::text FROM migration_ledger")
+    batches = db_rows(postgres, "SELECT response::text FROM migration_batches")
+    cached = [redis.Redis.from_url(redis_server.url).get(k) or b"" for k in redis.Redis.from_url(redis_server.url).keys()]
+    assert stored[0][0] and TOKEN not in stored[0][0]
+    for text in [everything, *map(str, stored), *map(str, ledger), *map(str, batches), *map(str, cached)]:
+        assert TOKEN not in text
+
+
+def test_reads_are_served_from_redis_and_refreshed_after_a_batch(client, auth, redis_server: RedisServer) -> None:
+    headers = auth("alice")
+    client.get("/api/tasks", headers=headers)
+    cache = redis.Redis.from_url(redis_server.url)
+    assert json.loads(cache.get("lsmigrate:user:alice:tasks")) == []
+    migrate_all(client, headers)
+    assert cache.get("lsmigrate:user:alice:tasks") is None
+    assert len(client.get("/api/tasks", headers=headers).json["tasks"]) == 3
+    assert len(json.loads(cache.get("lsmigrate:user:alice:tasks"))) == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"[" * 100_000, 400, "invalid_json"),
+        (b'{"key": "task-store"}', 422, "invalid_request"),
+        (b'{"key": "nope", "offset": 0, "records": [], "digests": []}', 422, "unknown_store"),
+        (b'{"key": "task-store", "offset": 0, "records": [1], "digests": []}', 422, "digest_mismatch"),
+        (b'{"key": "task-store", "offset": 0, "records": [1], "digests": ["' + b"0" * 64 + b'"]}', 422, "digest_mismatch"),
+    ],
+)
+def test_bad_batches_get_their_error_code_and_write_nothing(client, auth, postgres, body, status, code) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    response = client.put(f"{API}/sessions/{sid}/batches/0", data=body, headers=headers)
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("sid", "status", "code"),
+    [(str(uuid.uuid4()), 404, "unknown_session"), ("not-a-uuid", 404, "unknown_session")],
+)
+def test_an_unknown_session_is_404(client, auth, sid, status, code) -> None:
+    response = client.put(f"{API}/sessions/{sid}/batches/0", json=batch_body("task-store", TASKS), headers=auth("a"))
+    assert response.status_code == status
+    assert response.json["error"]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [({}, "missing_token"), ({"Authorization": "Bearer forged"}, "invalid_token"), ({"Authorization": "Basic x"}, "missing_token")],
+)
+def test_requests_without_a_valid_token_are_401(client, headers, code) -> None:
+    for path in (f"{API}/sessions", "/api/tasks"):
+        response = client.post(path, json={}, headers=headers) if path.endswith("sessions") else client.get(path, headers=headers)
+        assert response.status_code == 401
+        assert response.json["error"]["code"] == code
+
+
+def test_the_user_comes_from_the_token_not_the_body(client, auth, postgres) -> None:
+    headers = auth("alice")
+    response = client.post(f"{API}/sessions", json={"client_session_id": "c", "user_id": "bob"}, headers=headers)
+    assert response.status_code == 422
+    sid = open_session(client, headers)
+    body = batch_body("task-store", TASKS)
+    body["user_id"] = "bob"
+    assert put(client, headers, sid, 0, body).status_code == 422
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'bob'") == [(0,)]
+
+
+def test_errors_outside_the_protocol_use_the_envelope_too(client) -> None:
+    response = client.get("/api/nothing-here")
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "not_found"
+    assert client.get("/healthz").json == {"status": "ok"}
