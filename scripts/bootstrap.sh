@@ -27,8 +27,10 @@ fi
 
 extras=server
 [ "$profile" = test ] && extras=dev
-stamp=".venv/.installed-$extras-$(sha256sum pyproject.toml | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
+hash=$(sha256sum pyproject.toml | cut -c1-16)
+stamp=".venv/.installed-$extras-$hash"
+# The test extras include the server's, so they serve the demo too.
+if [ ! -f "$stamp" ] && [ ! -f ".venv/.installed-dev-$hash" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   echo "bootstrap: installing Python packages (.[$extras]) into .venv/"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extras]"

@@ -36,9 +36,18 @@ def database_url(url: str) -> str:
 def _instance_secret_key(app: Flask) -> str:
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-        log.warning("LSMIGRATE_SECRET_KEY is not set: generated one in %s", path)
+        # Written aside and linked into place, so that processes starting at
+        # once all end up with the one key that won.
+        draft = path.with_name(f"secret_key.{os.getpid()}")
+        draft.write_text(secrets.token_urlsafe(48))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)
+            log.warning("LSMIGRATE_SECRET_KEY is not set: generated one in %s", path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
     return path.read_text().strip()
 
 

@@ -1,0 +1,123 @@
+"""The walking skeleton end to end: localStorage → Pyodide → Flask → PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.conftest import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+TOKEN_1 = "ghp_e2eSecretToken000000000000000001"
+TOKEN_2 = "ghp_e2eSecretToken000000000000000002"
+
+
+def seed_stores(title: str = "Set up CI") -> dict[str, str]:
+    """The seed's sample data: two tasks (one with id task-1), two environments with tokens."""
+    tasks = [
+        {
+            "id": "task-1",
+            "title": title,
+            "description": "Add a <b>CI</b> pipeline",
+            "status": "IN_PROGRESS",
+            "mode": "code",
+            "hasChanges": True,
+            "messages": [{"role": "user", "type": "message", "data": {"text": "please"}}],
+            "createdAt": "2024-01-15T10:30:00.000Z",
+            "updatedAt": "2024-01-16T08:00:00.000Z",
+        },
+        {
+            "id": "6a8f5c1e-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+            "title": "Write docs",
+            "status": "DONE",
+            "mode": "ask",
+            "createdAt": 1705314600000,
+        },
+    ]
+    environments = [
+        {"id": "env-1", "name": "Production", "githubOrganization": "acme", "githubToken": TOKEN_1},
+        {"id": "env-2", "name": "Staging", "githubToken": TOKEN_2},
+    ]
+    return {
+        "task-store": json.dumps({"state": {"tasks": tasks}, "version": 0}),
+        "environments": json.dumps({"state": {"environments": environments}, "version": 0}),
+        "theme": "dark",
+    }
+
+
+def migrate_in_page(page: Page, server: LiveServer, user: str, stores: dict[str, str]) -> dict[str, Any]:
+    """Seed localStorage on the origin, load the demo page, wait for lsmigrate:done."""
+    page.goto(f"{server.url}/lsmigrate/static/demo.css")
+    page.evaluate("(stores) => { for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }", stores)
+    page.add_init_script(
+        "window.__lsmigrateDone = new Promise((resolve) => "
+        "window.addEventListener('lsmigrate:done', (event) => resolve(event.detail)));"
+    )
+    page.goto(f"{server.url}/demo?user={user}")
+    report: dict[str, Any] = page.evaluate("() => window.__lsmigrateDone")
+    return report
+
+
+def api(page: Page, server: LiveServer, user: str, path: str) -> Any:
+    response = page.request.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {server.token(user)}"})
+    assert response.ok
+    return response.json()
+
+
+def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    report = migrate_in_page(page, live_server, user, seed_stores())
+
+    assert report["state"] == "done"
+    assert report["keys"]["task-store"] | {"warnings": 0} == {
+        "found": 2, "inserted": 2, "updated": 0, "unchanged": 0, "quarantined": 0, "conflict": 0,
+        "cleaned_up": True, "warnings": 0,
+    }
+    assert report["keys"]["environments"]["inserted"] == 2
+    assert page.evaluate("() => Object.keys(localStorage)") == ["theme"]
+    assert page.evaluate("() => localStorage.getItem('theme')") == "dark"
+    assert page.evaluate("() => window.lsmigrate.status()") == {"state": "done", "report": report}
+
+    rows = live_server.rows("SELECT title, status, priority FROM tasks WHERE user_id = %s ORDER BY title", user)
+    assert rows == [("Set up CI", "in_progress", "high"), ("Write docs", "completed", "low")]
+    tasks = api(page, live_server, user, "/api/tasks")["tasks"]
+    assert {task["title"] for task in tasks} == {"Set up CI", "Write docs"}
+    environments = api(page, live_server, user, "/api/environments")["environments"]
+    assert sorted(env["name"] for env in environments) == ["Production", "Staging"]
+    assert TOKEN_1 not in json.dumps(environments) + json.dumps(report)
+    encrypted = live_server.rows("SELECT github_token_encrypted FROM environments WHERE user_id = %s", user)
+    assert all(value and TOKEN_1 not in value and TOKEN_2 not in value for (value,) in encrypted)
+    expect(page.locator("#task-count")).to_have_text("2")
+
+
+def test_the_same_data_again_adds_no_rows(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    migrate_in_page(page, live_server, user, seed_stores())
+    again = migrate_in_page(page, live_server, user, seed_stores())
+
+    assert again["keys"]["task-store"]["unchanged"] == 2
+    assert again["keys"]["task-store"]["inserted"] == 0
+    assert again["keys"]["environments"]["unchanged"] == 2
+    assert live_server.rows("SELECT count(*) FROM tasks WHERE user_id = %s", user) == [(2,)]
+    assert live_server.rows("SELECT count(*) FROM environments WHERE user_id = %s", user) == [(2,)]
+
+
+def test_a_300_character_title_arrives_whole(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    title = "T" * 150 + "é" * 149 + "!"
+    migrate_in_page(page, live_server, user, seed_stores(title))
+    assert live_server.rows("SELECT title FROM tasks WHERE user_id = %s AND title LIKE 'T%%'", user) == [(title,)]
+
+
+def test_a_page_with_nothing_to_migrate_downloads_no_runtime(page: Page, live_server: LiveServer) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{live_server.url}/demo?user=idle-user")
+    expect(page.locator("#task-count")).to_have_text("0")
+    assert page.evaluate("() => window.lsmigrate.status().state") == "idle"
+    assert not [url for url in requests if "pyodide" in url or url.endswith(".whl")]
