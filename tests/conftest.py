@@ -20,7 +20,7 @@ TABLES = "tasks, environments, migration_ledger, quarantine, migration_batches, 
 
 
 @pytest.fixture(scope="session")
-def pg_app(postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Flask:
+def pg_app(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[Flask]:
     """One app on the session's PostgreSQL and Redis, its tables created by the migrations."""
     app = create_app(
         {
@@ -32,7 +32,9 @@ def pg_app(postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory
     )
     with app.app_context():
         flask_migrate.upgrade()
-    return app
+    yield app
+    with app.app_context():
+        db.engine.dispose()
 
 
 @pytest.fixture
