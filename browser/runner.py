@@ -150,8 +150,7 @@ async def _migrate(
             emit("lsmigrate:progress", {"phase": "upload", "done": sent, "total": total})
 
     manifest = {
-        source.spec.key: {"count": len(source.records), "digest": manifest_digest(source.digests)}
-        for source in sources
+        source.spec.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in sources
     }
     verdict = await _call(send, "POST", f"/sessions/{session_id}/complete", {"manifest": manifest})
     emit("lsmigrate:progress", {"phase": "verify", "done": total, "total": total})

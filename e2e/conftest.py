@@ -59,10 +59,15 @@ class LiveServer:
         subprocess.run([*flask, "db", "upgrade"], env=self.env, check=True, capture_output=True)
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "gunicorn",
-                "--bind", f"127.0.0.1:{self.port}",
-                "--workers", "2",
-                "--log-level", "warning",
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
                 "lsmigrate.server:create_app()",
             ],
             env=self.env,

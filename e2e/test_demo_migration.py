@@ -75,8 +75,14 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
 
     assert report["state"] == "done"
     assert report["keys"]["task-store"] | {"warnings": 0} == {
-        "found": 2, "inserted": 2, "updated": 0, "unchanged": 0, "quarantined": 0, "conflict": 0,
-        "cleaned_up": True, "warnings": 0,
+        "found": 2,
+        "inserted": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "quarantined": 0,
+        "conflict": 0,
+        "cleaned_up": True,
+        "warnings": 0,
     }
     assert report["keys"]["environments"]["inserted"] == 2
     assert page.evaluate("() => Object.keys(localStorage)") == ["theme"]

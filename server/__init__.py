@@ -1,7 +1,7 @@
 """The lsmigrate ingest service: `create_app` is the Flask application factory.
 
-    flask --app lsmigrate.server run
-    gunicorn 'lsmigrate.server:create_app()'
+flask --app lsmigrate.server run
+gunicorn 'lsmigrate.server:create_app()'
 """
 
 from __future__ import annotations

@@ -16,8 +16,6 @@ from lsmigrate.server.cache import RedisCache
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
 
 
-
-
 class Moment(TypeDecorator[datetime]):
     """A timestamptz that always reads back aware and in UTC, SQLite included."""
 

@@ -91,9 +91,7 @@ def _owners(model: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]
 def _names_taken(user_id: str, names: list[str]) -> dict[str, uuid.UUID]:
     if not names:
         return {}
-    query = select(Environment.name, Environment.id).where(
-        Environment.user_id == user_id, Environment.name.in_(names)
-    )
+    query = select(Environment.name, Environment.id).where(Environment.user_id == user_id, Environment.name.in_(names))
     return {name: row_id for name, row_id in db.session.execute(query)}
 
 

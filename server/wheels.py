@@ -79,7 +79,7 @@ def browser_wheels() -> list[Wheel]:
             "marshmallow",
             marshmallow_dist.version,
             {"marshmallow": Path(marshmallow.__file__).parent},
-            marshmallow_dist.read_text("METADATA") or f"Metadata-Version: 2.1\nName: marshmallow\nVersion: {marshmallow_dist.version}\n",
+            marshmallow_dist.read_text("METADATA") or "",
         ),
         build_wheel(
             "lsmigrate",

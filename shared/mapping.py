@@ -174,6 +174,7 @@ def rebuild(schema: RecordSchema, row: dict[str, Any], secrets: dict[str, str]) 
     if "id" not in absent:
         source["id"] = meta["source_id"] if "source_id" in meta else row["id"]
     for name, source_field in schema.load_fields.items():
+        assert isinstance(source_field, SourceField)
         source_key = source_field.data_key or name
         if source_key in absent:
             continue

@@ -181,7 +181,9 @@ def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, 
     stored = db_rows(postgres, "SELECT github_token_encrypted, metadata::text FROM environments")
     ledger = db_rows(postgres, "SELECT warnings::text FROM migration_ledger")
     batches = db_rows(postgres, "SELECT response::text FROM migration_batches")
-    cached = [redis.Redis.from_url(redis_server.url).get(k) or b"" for k in redis.Redis.from_url(redis_server.url).keys()]
+    cached = [
+        redis.Redis.from_url(redis_server.url).get(k) or b"" for k in redis.Redis.from_url(redis_server.url).keys()
+    ]
     assert stored[0][0] and TOKEN not in stored[0][0]
     for text in [everything, *map(str, stored), *map(str, ledger), *map(str, batches), *map(str, cached)]:
         assert TOKEN not in text
@@ -206,7 +208,11 @@ def test_reads_are_served_from_redis_and_refreshed_after_a_batch(client, auth, r
         (b'{"key": "task-store"}', 422, "invalid_request"),
         (b'{"key": "nope", "offset": 0, "records": [], "digests": []}', 422, "unknown_store"),
         (b'{"key": "task-store", "offset": 0, "records": [1], "digests": []}', 422, "digest_mismatch"),
-        (b'{"key": "task-store", "offset": 0, "records": [1], "digests": ["' + b"0" * 64 + b'"]}', 422, "digest_mismatch"),
+        (
+            b'{"key": "task-store", "offset": 0, "records": [1], "digests": ["' + b"0" * 64 + b'"]}',
+            422,
+            "digest_mismatch",
+        ),
     ],
 )
 def test_bad_batches_get_their_error_code_and_write_nothing(client, auth, postgres, body, status, code) -> None:
@@ -230,11 +236,19 @@ def test_an_unknown_session_is_404(client, auth, sid, status, code) -> None:
 
 @pytest.mark.parametrize(
     ("headers", "code"),
-    [({}, "missing_token"), ({"Authorization": "Bearer forged"}, "invalid_token"), ({"Authorization": "Basic x"}, "missing_token")],
+    [
+        ({}, "missing_token"),
+        ({"Authorization": "Bearer forged"}, "invalid_token"),
+        ({"Authorization": "Basic x"}, "missing_token"),
+    ],
 )
 def test_requests_without_a_valid_token_are_401(client, headers, code) -> None:
     for path in (f"{API}/sessions", "/api/tasks"):
-        response = client.post(path, json={}, headers=headers) if path.endswith("sessions") else client.get(path, headers=headers)
+        response = (
+            client.post(path, json={}, headers=headers)
+            if path.endswith("sessions")
+            else client.get(path, headers=headers)
+        )
         assert response.status_code == 401
         assert response.json["error"]["code"] == code
 

@@ -171,7 +171,11 @@ def test_messages_unknown_fields_and_proto_keys_go_to_metadata_unchanged() -> No
 def test_known_fields_are_typed(field: str, value: Any, column: str, column_value: Any, warning: str | None) -> None:
     mapped = map_one({"title": "t", field: value})
     assert mapped.row[column] == column_value  # type: ignore[index]
-    assert (warning in codes(mapped)) if warning else not (codes(mapped) - {"id_missing", "timestamp_missing", "status_missing"})
+    assert (
+        (warning in codes(mapped))
+        if warning
+        else not (codes(mapped) - {"id_missing", "timestamp_missing", "status_missing"})
+    )
 
 
 @pytest.mark.parametrize(
