@@ -12,13 +12,23 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lsmigrate.server.extensions import JsonValue, Moment, db
 
 
-class Task(db.Model):  # type: ignore[name-defined]
+class MigratedRecord:
+    """Columns every migrated record has: its owner, metadata, source digest and dates."""
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
+    source_digest: Mapped[str] = mapped_column(String(64))
+    migration_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    created_at: Mapped[datetime] = mapped_column(Moment)
+    updated_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class Task(MigratedRecord, db.Model):  # type: ignore[name-defined]
     """A migrated task."""
 
     __tablename__ = "tasks"
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(32))
@@ -30,21 +40,14 @@ class Task(db.Model):  # type: ignore[name-defined]
     is_archived: Mapped[bool]
     has_changes: Mapped[bool]
     pull_request: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
-    source_digest: Mapped[str] = mapped_column(String(64))
-    migration_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(Moment)
-    updated_at: Mapped[datetime] = mapped_column(Moment)
 
 
-class Environment(db.Model):  # type: ignore[name-defined]
+class Environment(MigratedRecord, db.Model):  # type: ignore[name-defined]
     """A migrated environment; its GitHub token is stored encrypted."""
 
     __tablename__ = "environments"
     __table_args__ = (UniqueConstraint("user_id", "name", name="uq_environments_user_name"),)
 
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
-    user_id: Mapped[str] = mapped_column(String(255), index=True)
     name: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     github_organization: Mapped[str | None] = mapped_column(Text)
@@ -52,11 +55,6 @@ class Environment(db.Model):  # type: ignore[name-defined]
     github_token_encrypted: Mapped[str | None] = mapped_column(Text)
     github_token_hint: Mapped[str | None] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(default=False)
-    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JsonValue)
-    source_digest: Mapped[str] = mapped_column(String(64))
-    migration_session_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(Moment)
-    updated_at: Mapped[datetime] = mapped_column(Moment)
 
 
 class MigrationSession(db.Model):  # type: ignore[name-defined]
