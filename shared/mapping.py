@@ -25,7 +25,6 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.fields import Secret, SourceField, json_type
 from lsmigrate.shared.ids import as_uuid, content_id, derived_id
-from lsmigrate.shared.timestamps import column_timestamp
 
 _ABSENT: Any = object()
 
@@ -196,8 +195,3 @@ def secret_hint(secret: str) -> str:
     if len(secret) < 12:
         return "…"
     return f"{secret[:4]}…{secret[-4:]}"
-
-
-def migration_time(moment: Any) -> str:
-    """The column form of the migration time, the last fallback for dates."""
-    return column_timestamp(moment)

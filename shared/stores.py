@@ -9,8 +9,9 @@ from typing import Any
 from lsmigrate.shared.canonical import parse_json
 from lsmigrate.shared.environments import EnvironmentSchema
 from lsmigrate.shared.fields import Secret, json_type
-from lsmigrate.shared.mapping import MappedRecord, RecordSchema, map_record, migration_time
+from lsmigrate.shared.mapping import MappedRecord, RecordSchema, map_record
 from lsmigrate.shared.tasks import TaskSchema
+from lsmigrate.shared.timestamps import column_timestamp
 
 
 class SourceError(ValueError):
@@ -59,7 +60,7 @@ class StoreSpec:
 
     def map(self, records: list[Any], *, user_id: str, migrated_at: datetime, offset: int = 0) -> list[MappedRecord]:
         """Map a run of this store's records, numbered from `offset`."""
-        when = migration_time(migrated_at)
+        when = column_timestamp(migrated_at)
         return [
             map_record(self.schema, self.name, record, index=offset + i, user_id=user_id, migrated_at=when)
             for i, record in enumerate(records)
