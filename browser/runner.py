@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lsmigrate.shared.canonical import manifest_digest
-from lsmigrate.shared.stores import SourceError, StoreSpec, spec_for_key
+from lsmigrate.shared.catalog import spec_for_key
+from lsmigrate.shared.envelopes import SourceError
+from lsmigrate.shared.stores import StoreSpec
 
 Send = Callable[[str, str, Any], Awaitable[tuple[int, Any]]]
 Emit = Callable[[str, dict[str, Any]], None]
@@ -42,6 +44,7 @@ class MigrationFailed(Exception):
 
 @dataclass
 class _Source:
+    key: str
     spec: StoreSpec
     raw: str
     records: list[Any]
@@ -74,13 +77,15 @@ def _read_sources(storage: Storage, report: dict[str, Any]) -> list[_Source]:
         if spec is None or raw is None:
             continue
         try:
-            records = spec.extract(raw)
+            extracted = spec.extract(key, raw)
         except SourceError as error:
             report["errors"].append(error.as_dict())
             report["keys"][key] = {"found": None, "error": str(error), "cleaned_up": False}
             continue
-        sources.append(_Source(spec, raw, records, []))
-        report["keys"][key] = _key_report(len(records))
+        sources.append(_Source(key, spec, raw, extracted.records, []))
+        report["keys"][key] = _key_report(len(extracted.records))
+        if extracted.warnings:
+            report["keys"][key]["source_warnings"] = extracted.warnings
     return sources
 
 
@@ -127,17 +132,17 @@ async def _migrate(
     session_id = report["session_id"] = session["session_id"]
     now = datetime.now(UTC)
     for source in sources:
-        mapped = source.spec.map(source.records, user_id=session["user_id"], migrated_at=now)
+        mapped = source.spec.map(source.records, key=source.key, user_id=session["user_id"], migrated_at=now)
         source.digests = [m.digest for m in mapped]
-        report["keys"][source.spec.key]["warnings"] = sum(len(m.warnings) for m in mapped)
+        report["keys"][source.key]["warnings"] = sum(len(m.warnings) for m in mapped)
     emit("lsmigrate:progress", {"phase": "validate", "done": total, "total": total})
 
     seq, sent = 0, 0
     for source in sources:
-        counts = report["keys"][source.spec.key]
+        counts = report["keys"][source.key]
         for offset in range(0, len(source.records), batch_size):
             body = {
-                "key": source.spec.key,
+                "key": source.key,
                 "offset": offset,
                 "records": source.records[offset : offset + batch_size],
                 "digests": source.digests[offset : offset + batch_size],
@@ -150,12 +155,12 @@ async def _migrate(
             emit("lsmigrate:progress", {"phase": "upload", "done": sent, "total": total})
 
     manifest = {
-        source.spec.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in sources
+        source.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in sources
     }
     verdict = await _call(send, "POST", f"/sessions/{session_id}/complete", {"manifest": manifest})
     emit("lsmigrate:progress", {"phase": "verify", "done": total, "total": total})
 
-    raw_at_start = {source.spec.key: source.raw for source in sources}
+    raw_at_start = {source.key: source.raw for source in sources}
     for key in verdict["deletable_keys"]:
         # A key the app rewrote since we read it holds data we have not migrated: keep it.
         if key in raw_at_start and storage.get(key) == raw_at_start[key]:

@@ -33,10 +33,11 @@ from lsmigrate.server.models import (
 )
 from lsmigrate.server.payloads import load_body
 from lsmigrate.server.user_records import user_cache_keys
+from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
-from lsmigrate.shared.stores import StoreSpec, spec_for_key
+from lsmigrate.shared.stores import StoreSpec
 
 MODELS: dict[str, Any] = {"tasks": Task, "environments": Environment}
 _BATCH_REQUEST = BatchRequest()
@@ -123,7 +124,7 @@ def _db_row(
 
 
 def _plan(
-    spec: StoreSpec, session: MigrationSession, seq: int, records: list[Any], mapped: list[MappedRecord]
+    spec: StoreSpec, key: str, session: MigrationSession, seq: int, records: list[Any], mapped: list[MappedRecord]
 ) -> _Plan:
     model = MODELS[spec.table]
     user_id = session.user_id
@@ -148,7 +149,7 @@ def _plan(
                 {
                     "session_id": session.id,
                     "user_id": user_id,
-                    "key": spec.key,
+                    "key": key,
                     "index": m.index,
                     "raw": _secret_free(spec, raw, box),
                     "reasons": m.reasons,
@@ -177,7 +178,7 @@ def _plan(
         plan.ledger.append(
             {
                 "session_id": session.id,
-                "key": spec.key,
+                "key": key,
                 "index": m.index,
                 "batch_seq": seq,
                 "source_id": source_id,
@@ -218,17 +219,20 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         raise PayloadTooLarge(f"A batch holds at most {limit} records.", code="too_many_records")
     if len(digests) != len(records):
         raise Unprocessable("There must be one digest per record.", code="digest_mismatch")
-    mapped = spec.map(records, user_id=session.user_id, migrated_at=session.created_at, offset=payload["offset"])
+    key = payload["key"]
+    mapped = spec.map(
+        records, key=key, user_id=session.user_id, migrated_at=session.created_at, offset=payload["offset"]
+    )
     wrong = [m.index for m, sent in zip(mapped, digests, strict=True) if m.digest != sent]
     if wrong:
         raise Unprocessable(
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
-    _refuse_resent(session, spec.key, payload["offset"], len(records))
+    _refuse_resent(session, key, payload["offset"], len(records))
 
-    plan = _plan(spec, session, seq, records, mapped)
+    plan = _plan(spec, key, session, seq, records, mapped)
     counts = Counter(result["outcome"] for result in plan.results)
-    response = {"seq": seq, "key": spec.key, "counts": dict(counts), "results": plan.results}
+    response = {"seq": seq, "key": key, "counts": dict(counts), "results": plan.results}
     if plan.rows:
         db.session.execute(insert(MODELS[spec.table].__table__), plan.rows)
     if plan.quarantine:
@@ -239,7 +243,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         MigrationBatch(
             session_id=session.id,
             seq=seq,
-            key=spec.key,
+            key=key,
             fingerprint=fingerprint,
             response=response,
             created_at=datetime.now(UTC),

@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, send_from_directory, url_for
 
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.wheels import Wheel, browser_wheels
-from lsmigrate.shared.stores import STORES
+from lsmigrate.shared.catalog import STORES
 
 bp = Blueprint("runtime", __name__, url_prefix="/lsmigrate")
 
@@ -43,7 +43,7 @@ def loader_config() -> dict[str, Any]:
     """What the loader needs to know before it downloads anything."""
     version = _pyodide_version(current_app.config["PYODIDE_DIR"])
     return {
-        "keys": sorted(STORES),
+        **STORES.key_rules(),
         "pyodide": url_for("runtime.pyodide_file", version=version, filename=""),
         "wheels": [
             url_for("runtime.wheel_file", content_hash=wheel.content_hash, filename=wheel.filename)

@@ -1,19 +1,24 @@
 """marshmallow fields that convert lenient source values into typed columns.
 
-Every field knows its inverse (`to_source`): the source value that the
-column value stands for. Where the inverse does not give the original back,
-the mapping keeps the original in the row's metadata, and `warning_code`
-says why it differed. A value that cannot be converted without guessing
-raises a ValidationError, which sends the record to the quarantine.
+Each field converts a present, non-null source value in one call,
+`convert(value) -> (column value, exact)`: `exact` is true when the field's
+inverse (`to_source`) gives the very same value back, so the mapping knows
+without a second pass whether it must keep the original in the row's
+metadata; `warning_code` then says why it differed. A column value of None
+means "use the column's default". A value that cannot be converted without
+guessing raises a ValidationError, which sends the record to the quarantine;
+its message names the expected and found JSON types, never the value.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from lsmigrate.shared.timestamps import column_timestamp, format_timestamp, parse_timestamp
+from lsmigrate.shared.canonical import canonical_json
+from lsmigrate.shared.timestamps import JS_ISO, column_timestamp, format_timestamp, is_epoch_ms, parse_timestamp
 
 
 def json_type(value: Any) -> str:
@@ -34,9 +39,26 @@ def json_type(value: Any) -> str:
 class SourceField(fields.Field):
     """A source field mapped onto one column; `None` loads as `None`."""
 
+    #: A reason code for the quarantine when `convert` refuses a value.
+    reason_code = "wrong_type"
+
     def __init__(self, *, default: Any = None, **kwargs: Any) -> None:
         super().__init__(allow_none=True, **kwargs)
         self.column_default = default
+
+    #: An absent or null value becomes the default without a warning (a missing flag is false).
+    quiet_default = False
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        column, _ = self.convert(value)
+        return self.column_default if column is None else column
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        """The column value for a present, non-null source value, and whether it is exact.
+
+        The field's marshmallow validators run on the column value afterwards.
+        """
+        return value, True
 
     def to_source(self, column_value: Any) -> Any:
         """The source value a column value stands for."""
@@ -47,22 +69,31 @@ class SourceField(fields.Field):
         return "value_converted"
 
 
-class Text(SourceField):
-    """A string; a number is written as text (the original kept)."""
+def _refuse(expected: str, value: Any) -> ValidationError:
+    return ValidationError(f"expected {expected}, found {json_type(value)}")
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            return value
+
+class Text(SourceField):
+    """A string; a number is written as text the way JSON writes it (the original kept)."""
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is str:
+            return value, True
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
-        raise ValidationError(f"expected text, found {json_type(value)}")
+            return canonical_json(value), False
+        raise _refuse("text", value)
 
     def warning_code(self, original: Any) -> str:
         return "number_as_text" if original is not None else "value_defaulted"
 
 
 class Title(Text):
-    """A title: kept whole; missing or empty becomes the default."""
+    """A title: kept whole, never truncated; missing or empty becomes the default."""
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if value == "":
+            return None, False
+        return super().convert(value)
 
     def warning_code(self, original: Any) -> str:
         if original is None or original == "":
@@ -74,15 +105,16 @@ class Flag(SourceField):
     """A boolean; "true"/"false" and 0/1 are read as booleans (the original kept)."""
 
     _WORDS = {"true": True, "false": False, "1": True, "0": False}
+    quiet_default = True
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if isinstance(value, bool):
-            return value
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if value is True or value is False:
+            return value, True
         if isinstance(value, int | float) and value in (0, 1):
-            return bool(value)
+            return bool(value), False
         if isinstance(value, str) and value.strip().lower() in self._WORDS:
-            return self._WORDS[value.strip().lower()]
-        raise ValidationError(f"expected a boolean, found {json_type(value)}")
+            return self._WORDS[value.strip().lower()], False
+        raise _refuse("a boolean", value)
 
     def warning_code(self, original: Any) -> str:
         return "flag_converted"
@@ -91,10 +123,10 @@ class Flag(SourceField):
 class JsonObject(SourceField):
     """A JSON object kept as it is."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict:
-        if isinstance(value, dict):
-            return value
-        raise ValidationError(f"expected an object, found {json_type(value)}")
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is dict:
+            return value, True
+        raise _refuse("an object", value)
 
 
 class Choice(SourceField):
@@ -106,14 +138,17 @@ class Choice(SourceField):
         self.variants = variants
         self.inverse = {column: spelling for spelling, column in spellings.items()}
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            if value in self.spellings:
-                return self.spellings[value]
-            folded = value.strip().lower().replace("-", "_").replace(" ", "_")
-            if folded in self.variants:
-                return self.variants[folded]
-        return self.column_default
+    @staticmethod
+    def _fold(value: str) -> str:
+        return value.strip().lower().replace("-", "_").replace(" ", "_")
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is str:
+            column = self.spellings.get(value)
+            if column is not None:
+                return column, True
+            return self.variants.get(self._fold(value), self.column_default), False
+        return self.column_default, False
 
     def to_source(self, column_value: Any) -> Any:
         return self.inverse.get(column_value, column_value)
@@ -121,23 +156,30 @@ class Choice(SourceField):
     def warning_code(self, original: Any) -> str:
         if original is None:
             return f"{self.name}_missing"
-        if isinstance(original, str):
-            folded = original.strip().lower().replace("-", "_").replace(" ", "_")
-            if folded in self.variants:
-                return f"{self.name}_variant"
+        if isinstance(original, str) and self._fold(original) in self.variants:
+            return f"{self.name}_variant"
         return f"{self.name}_unknown"
 
 
 class Timestamp(SourceField):
     """ISO 8601 or epoch milliseconds, to an ISO UTC column value.
 
-    An unparseable value loads as None; the schema then falls back to the
-    record's other timestamp or the migration time.
+    An unparseable value converts to None; the mapping then falls back to
+    the record's other timestamp or the migration time.
     """
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is str and JS_ISO.fullmatch(value):
+            # The form JavaScript writes: only the calendar needs checking.
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                return None, False
+            return f"{value[:-1]}000+00:00", True
         moment = parse_timestamp(value)
-        return None if moment is None else column_timestamp(moment)
+        if moment is None:
+            return None, False
+        return column_timestamp(moment), format_timestamp(moment) == value
 
     def to_source(self, column_value: Any) -> Any:
         if column_value is None:
@@ -150,7 +192,7 @@ class Timestamp(SourceField):
             return "timestamp_missing"
         if parse_timestamp(original) is None:
             return "timestamp_unparseable"
-        if isinstance(original, int | float) or str(original).strip().lstrip("-").isdigit():
+        if is_epoch_ms(original):
             return "timestamp_epoch_ms"
         return "timestamp_normalised"
 
@@ -158,7 +200,7 @@ class Timestamp(SourceField):
 class Secret(SourceField):
     """A secret string: never put in a warning, an error or a log line."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str):
-            return value
-        raise ValidationError(f"expected a secret string, found {json_type(value)}")
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is str:
+            return value, True
+        raise _refuse("a secret string", value)

@@ -1,11 +1,12 @@
-"""Mapping source records onto rows, losslessly.
+"""Mapping source records onto rows, losslessly, in one pass per record.
 
-A store's record schema (a marshmallow `RecordSchema`) converts the known
-fields into typed columns in one `load`. `map_record` then gives the row its
-deterministic id, fills defaults, and keeps in `metadata` everything needed
-to give the source record back (`rebuild`): the original of every value the
-column cannot reproduce, the names of absent fields, the source id, the
-fields that live only in metadata, and unknown fields.
+A store's record schema (a marshmallow `RecordSchema` whose fields are
+`SourceField`s) is compiled once into a `RecordMapper`. For each record the
+mapper reads every declared field once: the field converts the value, says
+whether its inverse gives the value back exactly, and its validators run on
+the column value. The row then gets its deterministic id, defaults and
+derived columns, and `metadata` keeps everything needed to give the source
+record back (`rebuild`).
 
 Row metadata layout:
     source_id  the source id, when the row id is not that id
@@ -13,10 +14,19 @@ Row metadata layout:
     extra      unknown fields, unchanged
     original   source key -> original value, where the column differs
     absent     source keys the record did not have
+
+Warning codes (each with the source `field`): id_missing, id_derived,
+id_lowercased, <field>_missing (a defaulted title), <field>_variant,
+<field>_unknown, <field>_missing (a defaulted choice), number_as_text,
+flag_converted, timestamp_missing, timestamp_unparseable, timestamp_epoch_ms,
+timestamp_normalised, value_converted. Quarantine reason codes:
+not_an_object, invalid_id, wrong_type, invalid_value. A secret field's value
+appears in neither.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -24,9 +34,14 @@ from marshmallow import EXCLUDE, Schema, ValidationError
 
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.fields import Secret, SourceField, json_type
-from lsmigrate.shared.ids import as_uuid, content_id, derived_id
+from lsmigrate.shared.ids import content_id, derived_id
 
 _ABSENT: Any = object()
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_ANY_CASE = re.compile(_UUID.pattern, re.IGNORECASE)
+_RESERVED_METADATA = frozenset({"source_id", "extra", "original", "absent"})
+# The columns design §4 fills from each other, then from the migration time.
+_TIMESTAMP_COLUMNS = ("created_at", "updated_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,149 +60,60 @@ class MappedRecord:
         """True when the record could not be mapped onto a row."""
         return self.row is None
 
+    def as_dict(self) -> dict[str, Any]:
+        """The outcome as JSON: secret values are left out, only their field names listed."""
+        return {
+            "index": self.index,
+            "digest": self.digest,
+            "row": self.row,
+            "warnings": self.warnings,
+            "reasons": self.reasons,
+            "secrets": sorted(self.secrets),
+        }
+
 
 class RecordSchema(Schema):
-    """Base of the store record schemas: declared fields are `SourceField`s."""
+    """Base of the store record schemas: every declared field is a `SourceField`.
+
+    Class attributes a store schema may set:
+        metadata_fields  source fields kept unchanged in the row's metadata
+        document_column  the whole record is kept, unchanged, in this column
+        key_column       the record's localStorage key goes into this column
+    Schema-level load hooks do not run in the mapping; conversions belong in
+    fields, computed columns in `derive`.
+    """
 
     class Meta:
         unknown = EXCLUDE
 
     metadata_fields: ClassVar[tuple[str, ...]] = ()
+    document_column: ClassVar[str | None] = None
+    key_column: ClassVar[str | None] = None
 
     def derive(self, row: dict[str, Any], record: dict[str, Any]) -> None:
         """Fill the columns computed from several fields (none by default)."""
 
 
-def _same(rebuilt: Any, original: Any) -> bool:
-    return rebuilt is original or (type(rebuilt) is type(original) and rebuilt == original)
+@dataclass(frozen=True, slots=True)
+class _Column:
+    name: str
+    source_key: str
+    field: SourceField
+    secret: bool
+    default: Any
+    filled: bool
 
 
-def _row_id(
-    record: dict[str, Any], user_id: str, store: str, record_digest: str, meta: dict[str, Any]
-) -> tuple[str, list[dict[str, str]]]:
-    source_id = record.get("id", _ABSENT)
-    if source_id is _ABSENT:
-        meta.setdefault("absent", []).append("id")
-        return content_id(user_id, store, record_digest), [{"code": "id_missing", "field": "id"}]
-    if source_id is None or source_id == "":
-        meta["source_id"] = source_id
-        return content_id(user_id, store, record_digest), [{"code": "id_missing", "field": "id"}]
-    if isinstance(source_id, bool) or not isinstance(source_id, str | int | float):
-        raise ValidationError({"id": [f"expected a string or number id, found {json_type(source_id)}"]})
-    canonical_uuid = as_uuid(source_id)
-    if canonical_uuid is not None:
-        if canonical_uuid != source_id:
-            meta["source_id"] = source_id
-        return canonical_uuid, []
-    meta["source_id"] = source_id
-    return derived_id(user_id, store, source_id), [{"code": "id_derived", "field": "id"}]
+def _messages(error: ValidationError) -> list[str]:
+    messages = error.messages
+    if isinstance(messages, dict):
+        return [text for value in messages.values() for text in _messages(ValidationError(value))]
+    return [str(text) for text in (messages if isinstance(messages, list) else [messages])]
 
 
-def _reasons(error: ValidationError) -> list[dict[str, str]]:
-    messages = error.messages if isinstance(error.messages, dict) else {"_record": error.messages}
-    reasons = []
-    for source_key, texts in messages.items():
-        for text in texts if isinstance(texts, list) else [texts]:
-            reasons.append({"code": "invalid_value", "field": str(source_key), "message": str(text)})
-    return reasons
-
-
-def _fill_timestamps(row: dict[str, Any], migrated_at: str) -> None:
-    created, updated = row.get("created_at"), row.get("updated_at")
-    row["created_at"] = created or updated or migrated_at
-    row["updated_at"] = updated or created or migrated_at
-
-
-def map_record(
-    schema: RecordSchema,
-    store: str,
-    record: Any,
-    *,
-    index: int,
-    user_id: str,
-    migrated_at: str,
-) -> MappedRecord:
-    """Map one source record onto a row of `store`, or quarantine it."""
-    record_digest = digest(record)
-    if not isinstance(record, dict):
-        reason = {"code": "not_an_object", "field": "", "message": f"expected an object, found {json_type(record)}"}
-        return MappedRecord(index, record_digest, None, reasons=[reason])
-    meta: dict[str, Any] = {}
-    try:
-        row_id, warnings = _row_id(record, user_id, store, record_digest, meta)
-        loaded = schema.load(record)
-    except ValidationError as error:
-        return MappedRecord(index, record_digest, None, reasons=_reasons(error))
-
-    declared: list[tuple[str, str, SourceField]] = []
-    row: dict[str, Any] = {"id": row_id}
-    secrets: dict[str, str] = {}
-    for name, source_field in schema.load_fields.items():
-        assert isinstance(source_field, SourceField)
-        value = loaded.get(name)
-        if value is None or (value == "" and source_field.column_default is not None):
-            value = source_field.column_default
-        if isinstance(source_field, Secret):
-            row[f"{name}_hint"] = None if value is None else secret_hint(value)
-            if value is not None:
-                secrets[name] = value
-        else:
-            row[name] = value
-        declared.append((name, source_field.data_key or name, source_field))
-    if "created_at" in row:
-        _fill_timestamps(row, migrated_at)
-    schema.derive(row, record)
-
-    original: dict[str, Any] = {}
-    for name, source_key, source_field in declared:
-        source_value = record.get(source_key, _ABSENT)
-        column_value = secrets.get(name) if isinstance(source_field, Secret) else row[name]
-        if source_value is _ABSENT:
-            meta.setdefault("absent", []).append(source_key)
-            if column_value is not None and source_field.column_default is not False:
-                warnings.append({"code": source_field.warning_code(None), "field": source_key})
-        elif not _same(source_field.to_source(column_value), source_value):
-            original[source_key] = source_value
-            warnings.append({"code": source_field.warning_code(source_value), "field": source_key})
-    known = {source_key for _, source_key, _ in declared}
-    known.add("id")
-    for name in schema.metadata_fields:
-        known.add(name)
-        if name in record:
-            meta[name] = record[name]
-    extra = {key: value for key, value in record.items() if key not in known}
-    if extra:
-        meta["extra"] = extra
-    if original:
-        meta["original"] = original
-    row["metadata"] = meta
-    return MappedRecord(index, record_digest, row, warnings=warnings, secrets=secrets)
-
-
-def rebuild(schema: RecordSchema, row: dict[str, Any], secrets: dict[str, str]) -> dict[str, Any]:
-    """The source record a mapped row came from (equal in canonical form)."""
-    meta = row["metadata"]
-    absent = set(meta.get("absent", ()))
-    original = meta.get("original", {})
-    source: dict[str, Any] = {}
-    if "id" not in absent:
-        source["id"] = meta["source_id"] if "source_id" in meta else row["id"]
-    for name, source_field in schema.load_fields.items():
-        assert isinstance(source_field, SourceField)
-        source_key = source_field.data_key or name
-        if source_key in absent:
-            continue
-        if source_key in original:
-            source[source_key] = original[source_key]
-        elif isinstance(source_field, Secret):
-            source[source_key] = secrets.get(name)
-        else:
-            source[source_key] = source_field.to_source(row[name])
-    for name in schema.metadata_fields:
-        if name in meta:
-            source[name] = meta[name]
-    source.update(meta.get("extra", {}))
-    return source
+def _reason(code: str, column: _Column, error: ValidationError) -> dict[str, str]:
+    message = "the value was refused" if column.secret else "; ".join(_messages(error))
+    return {"code": code, "field": column.source_key, "message": message}
 
 
 def secret_hint(secret: str) -> str:
@@ -195,3 +121,173 @@ def secret_hint(secret: str) -> str:
     if len(secret) < 12:
         return "…"
     return f"{secret[:4]}…{secret[-4:]}"
+
+
+class RecordMapper:
+    """A store's record schema compiled into one pass per record, and its inverse."""
+
+    def __init__(self, schema: RecordSchema, store: str, id_field: str | None) -> None:
+        if any(schema._hooks.values()):
+            raise TypeError(f"{type(schema).__name__} has load hooks; put conversions in SourceFields and `derive`")
+        reserved = _RESERVED_METADATA.intersection(schema.metadata_fields)
+        if reserved:
+            raise TypeError(f"{type(schema).__name__}.metadata_fields uses reserved names {sorted(reserved)}")
+        columns = []
+        for name, source_field in schema.load_fields.items():
+            if not isinstance(source_field, SourceField):
+                raise TypeError(f"{type(schema).__name__}.{name} is a {type(source_field).__name__}, not a SourceField")
+            columns.append(
+                _Column(
+                    name,
+                    source_field.data_key or name,
+                    source_field,
+                    isinstance(source_field, Secret),
+                    source_field.column_default,
+                    name in _TIMESTAMP_COLUMNS,
+                )
+            )
+        self.schema = schema
+        self.store = store
+        self.id_field = id_field
+        self.columns = tuple(columns)
+        self.metadata_fields = schema.metadata_fields
+        self.known = frozenset([c.source_key for c in columns] + [*schema.metadata_fields, id_field])
+
+    def map(self, record: Any, *, key: str, index: int, user_id: str, migrated_at: str) -> MappedRecord:
+        """Map one source record of localStorage key `key` onto a row, or quarantine it."""
+        record_digest = digest(record)
+        if type(record) is not dict:
+            reason = {"code": "not_an_object", "field": "", "message": f"expected an object, found {json_type(record)}"}
+            return MappedRecord(index, record_digest, None, reasons=[reason])
+        meta: dict[str, Any] = {}
+        warnings: list[dict[str, str]] = []
+        absent: list[str] = []
+        try:
+            row: dict[str, Any] = {"id": self._row_id(record, key, user_id, record_digest, meta, warnings, absent)}
+        except ValidationError as error:
+            reason = {"code": "invalid_id", "field": str(self.id_field), "message": "; ".join(_messages(error))}
+            return MappedRecord(index, record_digest, None, reasons=[reason])
+        schema = self.schema
+        if schema.key_column is not None:
+            row[schema.key_column] = key
+        if schema.document_column is not None:
+            row[schema.document_column] = record
+
+        original: dict[str, Any] = {}
+        secrets: dict[str, str] = {}
+        reasons: list[dict[str, str]] = []
+        for column in self.columns:
+            value = record.get(column.source_key, _ABSENT)
+            if value is _ABSENT:
+                converted = column.default
+                absent.append(column.source_key)
+                if column.filled or (converted is not None and not column.field.quiet_default):
+                    warnings.append({"code": column.field.warning_code(None), "field": column.source_key})
+            elif value is None:
+                converted = column.default
+                if converted is not None or column.filled:
+                    original[column.source_key] = None
+                    warnings.append({"code": column.field.warning_code(None), "field": column.source_key})
+            else:
+                source_field = column.field
+                try:
+                    converted, exact = source_field.convert(value)
+                except ValidationError as error:
+                    reasons.append(_reason(source_field.reason_code, column, error))
+                    continue
+                if source_field.validators and converted is not None:
+                    try:
+                        source_field._validate(converted)
+                    except ValidationError as error:
+                        reasons.append(_reason("invalid_value", column, error))
+                        continue
+                if converted is None:
+                    converted = column.default
+                if not exact:
+                    original[column.source_key] = value
+                    warnings.append({"code": source_field.warning_code(value), "field": column.source_key})
+            if column.secret:
+                row[f"{column.name}_hint"] = None if converted is None else secret_hint(converted)
+                if converted is not None:
+                    secrets[column.name] = converted
+            else:
+                row[column.name] = converted
+        if reasons:
+            return MappedRecord(index, record_digest, None, reasons=reasons)
+
+        created, updated = row.get("created_at"), row.get("updated_at")
+        row["created_at"] = created or updated or migrated_at
+        row["updated_at"] = updated or created or migrated_at
+        schema.derive(row, record)
+        for name in self.metadata_fields:
+            if name in record:
+                meta[name] = record[name]
+        if schema.document_column is None:
+            known = self.known
+            extra = {name: value for name, value in record.items() if name not in known}
+            if extra:
+                meta["extra"] = extra
+        if original:
+            meta["original"] = original
+        if absent:
+            meta["absent"] = absent
+        row["metadata"] = meta
+        return MappedRecord(index, record_digest, row, warnings=warnings, secrets=secrets)
+
+    def _row_id(
+        self,
+        record: dict[str, Any],
+        key: str,
+        user_id: str,
+        record_digest: str,
+        meta: dict[str, Any],
+        warnings: list[dict[str, str]],
+        absent: list[str],
+    ) -> str:
+        id_field = self.id_field
+        if id_field is None:
+            # One record per key (a form draft, the preferences): the key is its identity.
+            return derived_id(user_id, self.store, key)
+        source_id = record.get(id_field, _ABSENT)
+        if type(source_id) is str and _UUID.fullmatch(source_id):
+            return source_id
+        if source_id is _ABSENT:
+            absent.append(id_field)
+            warnings.append({"code": "id_missing", "field": id_field})
+            return content_id(user_id, self.store, record_digest)
+        if isinstance(source_id, bool) or not isinstance(source_id, str | int | float | None):
+            raise ValidationError(f"expected a string or number id, found {json_type(source_id)}")
+        meta["source_id"] = source_id
+        if source_id is None or source_id == "":
+            warnings.append({"code": "id_missing", "field": id_field})
+            return content_id(user_id, self.store, record_digest)
+        if isinstance(source_id, str) and _UUID_ANY_CASE.fullmatch(source_id):
+            warnings.append({"code": "id_lowercased", "field": id_field})
+            return source_id.lower()
+        warnings.append({"code": "id_derived", "field": id_field})
+        return derived_id(user_id, self.store, source_id)
+
+    def rebuild(self, row: dict[str, Any], secrets: dict[str, str]) -> Any:
+        """The source record a mapped row came from (equal in canonical form)."""
+        if self.schema.document_column is not None:
+            return row[self.schema.document_column]
+        meta = row["metadata"]
+        absent = set(meta.get("absent", ()))
+        original = meta.get("original", {})
+        source: dict[str, Any] = {}
+        if self.id_field is not None and self.id_field not in absent:
+            source[self.id_field] = meta["source_id"] if "source_id" in meta else row["id"]
+        for column in self.columns:
+            if column.source_key in absent:
+                continue
+            if column.source_key in original:
+                source[column.source_key] = original[column.source_key]
+            elif column.secret:
+                source[column.source_key] = secrets.get(column.name)
+            else:
+                source[column.source_key] = column.field.to_source(row[column.name])
+        for name in self.metadata_fields:
+            if name in meta:
+                source[name] = meta[name]
+        source.update(meta.get("extra", {}))
+        return source

@@ -6,16 +6,16 @@ import json
 from datetime import UTC, datetime
 
 from lsmigrate.shared.canonical import canonical_json
-from lsmigrate.shared.mapping import rebuild
-from lsmigrate.shared.stores import STORES
+from lsmigrate.shared.catalog import STORES
 
-SPEC = STORES["environments"]
+SPEC = STORES.named("environments")
 TOKEN = "ghp_0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def test_token_goes_to_secrets_with_a_hint_and_never_into_the_row() -> None:
     [mapped] = SPEC.map(
-        [{"id": "env-1", "name": "Prod", "githubToken": TOKEN}],
+        key="environments",
+        records=[{"id": "env-1", "name": "Prod", "githubToken": TOKEN}],
         user_id="alice",
         migrated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
@@ -23,14 +23,15 @@ def test_token_goes_to_secrets_with_a_hint_and_never_into_the_row() -> None:
     assert mapped.row is not None
     assert mapped.row["github_token_hint"] == "ghp_…wxyz"
     assert TOKEN not in json.dumps(mapped.row) + json.dumps(mapped.warnings)
-    assert canonical_json(rebuild(SPEC.schema, mapped.row, mapped.secrets)) == canonical_json(
+    assert canonical_json(SPEC.rebuild(mapped.row, mapped.secrets)) == canonical_json(
         {"id": "env-1", "name": "Prod", "githubToken": TOKEN}
     )
 
 
 def test_a_token_that_is_not_text_is_quarantined_without_its_value_in_the_reason() -> None:
     [mapped] = SPEC.map(
-        [{"name": "Prod", "githubToken": {"value": TOKEN}}],
+        key="environments",
+        records=[{"name": "Prod", "githubToken": {"value": TOKEN}}],
         user_id="alice",
         migrated_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
@@ -39,6 +40,8 @@ def test_a_token_that_is_not_text_is_quarantined_without_its_value_in_the_reason
 
 
 def test_missing_name_is_untitled_with_a_warning() -> None:
-    [mapped] = SPEC.map([{"id": "e"}], user_id="alice", migrated_at=datetime(2026, 1, 1, tzinfo=UTC))
+    [mapped] = SPEC.map(
+        [{"id": "e"}], key="environments", user_id="alice", migrated_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )
     assert mapped.row["name"] == "Untitled environment"  # type: ignore[index]
     assert {"code": "name_missing", "field": "name"} in mapped.warnings

@@ -71,7 +71,9 @@ def test_a_corrupt_store_is_reported_and_left_alone_while_the_others_migrate(cli
     )
     report = run(storage, client_sender(client, auth("alice")))
     assert report["state"] == "done"
-    assert report["errors"] == [{"key": "task-store", "expected": "JSON text", "found": report["errors"][0]["found"]}]
+    assert report["errors"] == [
+        {"key": "task-store", "code": "invalid_json", "expected": "JSON text", "found": report["errors"][0]["found"]}
+    ]
     assert storage.items == {"task-store": "{not json"}
 
 

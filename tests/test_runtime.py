@@ -8,6 +8,8 @@ import zipfile
 
 from flask.testing import FlaskClient
 
+from lsmigrate.shared.catalog import DRAFT_KEY_PATTERN
+
 
 def loader_config(client: FlaskClient) -> dict:
     source = client.get("/lsmigrate/loader.js").get_data(as_text=True)
@@ -17,7 +19,8 @@ def loader_config(client: FlaskClient) -> dict:
 
 def test_the_loader_names_the_store_keys_and_the_runtime(client) -> None:
     config = loader_config(client)
-    assert config["keys"] == ["environments", "task-store"]
+    assert config["keys"] == ["environments", "task-store", "user-preferences"]
+    assert config["patterns"] == [DRAFT_KEY_PATTERN]
     assert config["pyodide"].startswith("/lsmigrate/pyodide/")
     assert [url.rsplit("/", 1)[1].split("-")[0] for url in config["wheels"]] == ["marshmallow", "lsmigrate"]
 

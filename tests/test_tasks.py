@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 
 from lsmigrate.shared.canonical import canonical_json
+from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.ids import derived_id
-from lsmigrate.shared.mapping import MappedRecord, rebuild
-from lsmigrate.shared.stores import STORES
+from lsmigrate.shared.mapping import MappedRecord
 
-SPEC = STORES["task-store"]
+SPEC = STORES.named("tasks")
 MIGRATED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 UUID = "9f1c1c1e-8a7b-4c2d-9e3f-0a1b2c3d4e5f"
 
 
 def map_one(record: Any, user_id: str = "alice") -> MappedRecord:
-    [mapped] = SPEC.map([record], user_id=user_id, migrated_at=MIGRATED_AT)
+    [mapped] = SPEC.map([record], key="task-store", user_id=user_id, migrated_at=MIGRATED_AT)
     return mapped
 
 
@@ -212,4 +212,4 @@ def test_a_record_that_is_not_an_object_is_quarantined(record: Any) -> None:
 def test_rebuild_gives_the_source_record_back(record: dict[str, Any]) -> None:
     mapped = map_one(record)
     assert mapped.row is not None
-    assert canonical_json(rebuild(SPEC.schema, mapped.row, mapped.secrets)) == canonical_json(record)
+    assert canonical_json(SPEC.rebuild(mapped.row, mapped.secrets)) == canonical_json(record)

@@ -27,8 +27,20 @@
     window.dispatchEvent(new CustomEvent(name, { detail }));
   }
 
+  const patterns = CONFIG.patterns.map((source) => new RegExp(source));
+
+  function isMigratable(key) {
+    if (CONFIG.ignore_prefix.some((prefix) => key.startsWith(prefix))) return false;
+    return CONFIG.keys.includes(key) || patterns.some((pattern) => pattern.test(key));
+  }
+
   function migratableKeys() {
-    return CONFIG.keys.filter((key) => localStorage.getItem(key) !== null);
+    const keys = [];
+    for (let i = 0; i < localStorage.length; i += 1) {
+      const key = localStorage.key(i);
+      if (isMigratable(key)) keys.push(key);
+    }
+    return keys.sort();
   }
 
   async function loadRuntime() {
