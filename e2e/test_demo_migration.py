@@ -15,10 +15,21 @@ pytestmark = pytest.mark.e2e
 
 TOKEN_1 = "ghp_e2eSecretToken000000000000000001"
 TOKEN_2 = "ghp_e2eSecretToken000000000000000002"
+DRAFT_KEY = "react-hook-form-task-form"
+DRAFT = {
+    "title": "Add <em>dark mode</em>",
+    "description": "« thème sombre » 🌙 — 日本語\n<script>alert(1)</script>",
+    "labels": ["ui", "settings"],
+    "assignee": None,
+    "estimate": {"points": 3, "confidence": 0.8},
+}
+PREFERENCES = {"theme": "dark", "language": "en-GB", "notifications": {"email": True, "digest": "weekly"}}
+PLATFORM_SETTINGS = json.dumps({"region": "eu-west-1", "betaFeatures": ["new-editor"]})
 
 
 def seed_stores(title: str = "Set up CI") -> dict[str, str]:
-    """The seed's sample data: two tasks (one with id task-1), two environments with tokens."""
+    """The seed's sample data: two tasks (one with id task-1), two environments with tokens, a form
+    draft, the user's preferences, and two keys lsmigrate does not migrate."""
     tasks = [
         {
             "id": "task-1",
@@ -46,7 +57,10 @@ def seed_stores(title: str = "Set up CI") -> dict[str, str]:
     return {
         "task-store": json.dumps({"state": {"tasks": tasks}, "version": 0}),
         "environments": json.dumps({"state": {"environments": environments}, "version": 0}),
+        DRAFT_KEY: json.dumps(DRAFT),
+        "user-preferences": json.dumps({"state": PREFERENCES, "version": 0}),
         "theme": "dark",
+        "platform-settings": PLATFORM_SETTINGS,
     }
 
 
@@ -85,8 +99,21 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
         "warnings": 0,
     }
     assert report["keys"]["environments"]["inserted"] == 2
-    assert page.evaluate("() => Object.keys(localStorage)") == ["theme"]
+    for key in (DRAFT_KEY, "user-preferences"):
+        assert report["keys"][key] | {"warnings": 0} == {
+            "found": 1,
+            "inserted": 1,
+            "updated": 0,
+            "unchanged": 0,
+            "quarantined": 0,
+            "conflict": 0,
+            "cleaned_up": True,
+            "warnings": 0,
+        }
+    assert "platform-settings" not in report["keys"] and "theme" not in report["keys"]
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["platform-settings", "theme"]
     assert page.evaluate("() => localStorage.getItem('theme')") == "dark"
+    assert page.evaluate("() => localStorage.getItem('platform-settings')") == PLATFORM_SETTINGS
     assert page.evaluate("() => window.lsmigrate.status()") == {"state": "done", "report": report}
 
     rows = live_server.rows("SELECT title, status, priority FROM tasks WHERE user_id = %s ORDER BY title", user)
@@ -100,6 +127,10 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
     assert all(value and TOKEN_1 not in value and TOKEN_2 not in value for (value,) in encrypted)
     expect(page.locator("#task-count")).to_have_text("2")
 
+    drafts = live_server.rows("SELECT key, data FROM form_drafts WHERE user_id = %s", user)
+    assert drafts == [(DRAFT_KEY, DRAFT)]
+    assert live_server.rows("SELECT data FROM user_preferences WHERE user_id = %s", user) == [(PREFERENCES,)]
+
 
 def test_the_same_data_again_adds_no_rows(page: Page, live_server: LiveServer) -> None:
     user = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -109,8 +140,12 @@ def test_the_same_data_again_adds_no_rows(page: Page, live_server: LiveServer) -
     assert again["keys"]["task-store"]["unchanged"] == 2
     assert again["keys"]["task-store"]["inserted"] == 0
     assert again["keys"]["environments"]["unchanged"] == 2
+    assert again["keys"][DRAFT_KEY]["unchanged"] == 1
+    assert again["keys"]["user-preferences"]["unchanged"] == 1
     assert live_server.rows("SELECT count(*) FROM tasks WHERE user_id = %s", user) == [(2,)]
     assert live_server.rows("SELECT count(*) FROM environments WHERE user_id = %s", user) == [(2,)]
+    assert live_server.rows("SELECT count(*) FROM form_drafts WHERE user_id = %s", user) == [(1,)]
+    assert live_server.rows("SELECT count(*) FROM user_preferences WHERE user_id = %s", user) == [(1,)]
 
 
 def test_a_300_character_title_arrives_whole(page: Page, live_server: LiveServer) -> None:
@@ -118,6 +153,34 @@ def test_a_300_character_title_arrives_whole(page: Page, live_server: LiveServer
     title = "T" * 150 + "é" * 149 + "!"
     migrate_in_page(page, live_server, user, seed_stores(title))
     assert live_server.rows("SELECT title FROM tasks WHERE user_id = %s AND title LIKE 'T%%'", user) == [(title,)]
+
+
+def test_the_demo_seed_button_fills_every_store_and_migrates(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{live_server.url}/demo?user={user}&mode=manual")
+    page.fill("#seed-count", "5")
+    with page.expect_navigation():
+        page.click("#seed")
+    seeded = page.evaluate("() => Object.keys(localStorage).sort()")
+    assert seeded == ["environments", "platform-settings", DRAFT_KEY, "task-store", "theme", "user-preferences"]
+    settings = page.evaluate("() => localStorage.getItem('platform-settings')")
+
+    report = page.evaluate("() => window.lsmigrate.start()")
+
+    assert report["state"] == "done"
+    assert {key: counts["inserted"] for key, counts in report["keys"].items()} == {
+        "task-store": 5,
+        "environments": 3,
+        DRAFT_KEY: 1,
+        "user-preferences": 1,
+    }
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["platform-settings", "theme"]
+    assert page.evaluate("() => localStorage.getItem('platform-settings')") == settings
+    [(key, draft)] = live_server.rows("SELECT key, data FROM form_drafts WHERE user_id = %s", user)
+    assert key == DRAFT_KEY and draft["title"] == "Add <em>dark mode</em> to the settings page"
+    [(preferences,)] = live_server.rows("SELECT data FROM user_preferences WHERE user_id = %s", user)
+    assert preferences["theme"] == "dark"
+    expect(page.locator("#env-count")).to_have_text("3")
 
 
 def test_a_page_with_nothing_to_migrate_downloads_no_runtime(page: Page, live_server: LiveServer) -> None:

@@ -16,6 +16,7 @@ from lsmigrate.server.config import load_config
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.extensions import cache, db, migrate
+from lsmigrate.shared.catalog import STORES
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 _CHECKOUT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["lsmigrate_secret_box"] = SecretBox(app.config["SECRET_KEY"])
     register_error_handlers(app)
 
-    from lsmigrate.server import cli, models  # noqa: F401  (models register their tables)
+    from lsmigrate.server import cli, models
     from lsmigrate.server.api import health, migration, records
     from lsmigrate.server.runtime import bp as runtime_bp
 
@@ -50,6 +51,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(records.bp)
     app.register_blueprint(runtime_bp)
     app.cli.add_command(cli.group)
+    for spec in STORES:
+        models.record_model(spec.table)  # a store without a table fails here, not on its first batch
     if app.config["DEMO"]:
         from lsmigrate.server.demo import bp as demo_bp
 

@@ -5,6 +5,9 @@ maps the raw records again with the shared schemas. Writes are set-based:
 one lookup of the rows the batch touches, one multi-row insert per table,
 one ledger insert. A batch is idempotent: the same body under the same seq
 replays the stored response, another body under that seq is a conflict.
+Rows are built the same way for every store: the table's model comes from
+`record_model(spec.table)`, and each secret column of the spec is stored
+as `<name>_encrypted` beside the `<name>_hint` the mapping made.
 """
 
 from __future__ import annotations
@@ -17,19 +20,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, insert, select
+from sqlalchemy import UniqueConstraint, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.server.crypto import SecretBox, secret_box
 from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
 from lsmigrate.server.extensions import cache, db
 from lsmigrate.server.models import (
-    Environment,
     LedgerEntry,
+    MigratedRecord,
     MigrationBatch,
     MigrationSession,
     QuarantinedRecord,
-    Task,
+    record_model,
 )
 from lsmigrate.server.payloads import load_body
 from lsmigrate.server.user_records import user_cache_keys
@@ -39,7 +42,6 @@ from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
 from lsmigrate.shared.stores import StoreSpec
 
-MODELS: dict[str, Any] = {"tasks": Task, "environments": Environment}
 _BATCH_REQUEST = BatchRequest()
 
 
@@ -89,10 +91,19 @@ def _owners(model: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]
     return {row_id: (owner, digest) for row_id, owner, digest in db.session.execute(query)}
 
 
-def _names_taken(user_id: str, names: list[str]) -> dict[str, uuid.UUID]:
+def _names_unique(model: Any) -> bool:
+    """True when the table's rows have a name unique per user (environments)."""
+    return any(
+        isinstance(constraint, UniqueConstraint)
+        and {column.name for column in constraint.columns} == {"user_id", "name"}
+        for constraint in model.__table__.constraints
+    )
+
+
+def _names_taken(model: Any, user_id: str, names: list[str]) -> dict[str, uuid.UUID]:
     if not names:
         return {}
-    query = select(Environment.name, Environment.id).where(Environment.user_id == user_id, Environment.name.in_(names))
+    query = select(model.name, model.id).where(model.user_id == user_id, model.name.in_(names))
     return {name: row_id for name, row_id in db.session.execute(query)}
 
 
@@ -116,17 +127,24 @@ def _db_row(
     row["user_id"] = session.user_id
     row["source_digest"] = mapped.digest
     row["migration_session_id"] = session.id
-    if spec.table == "environments":
-        token = mapped.secrets.get("github_token")
-        row["github_token_encrypted"] = None if token is None else box.encrypt(token)
-        row["is_active"] = False
+    # Every row of a batch gets the same keys (one multi-row insert): a secret
+    # column the record lacks is stored as NULL, not left out.
+    for column in spec.mapper.columns:
+        if column.secret:
+            secret = mapped.secrets.get(column.name)
+            row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
     return row
 
 
 def _plan(
-    spec: StoreSpec, key: str, session: MigrationSession, seq: int, records: list[Any], mapped: list[MappedRecord]
+    spec: StoreSpec,
+    model: type[MigratedRecord],
+    key: str,
+    session: MigrationSession,
+    seq: int,
+    records: list[Any],
+    mapped: list[MappedRecord],
 ) -> _Plan:
-    model = MODELS[spec.table]
     user_id = session.user_id
     box = secret_box()
     ids = {m.index: uuid.UUID(m.row["id"]) for m in mapped if m.row is not None}
@@ -134,7 +152,8 @@ def _plan(
     foreign = {row_id for row_id in ids.values() if row_id in owners and owners[row_id][0] != user_id}
     moved = {row_id: uuid.UUID(relocated_id(user_id, spec.name, str(row_id))) for row_id in foreign}
     owners.update(_owners(model, list(moved.values())))
-    names = _names_taken(user_id, [m.row["name"] for m in mapped if m.row]) if spec.table == "environments" else {}
+    unique_names = _names_unique(model)
+    names = _names_taken(model, user_id, [m.row["name"] for m in mapped if m.row]) if unique_names else {}
 
     plan = _Plan()
     claimed: dict[uuid.UUID, str] = {}
@@ -162,7 +181,7 @@ def _plan(
                 warnings.append({"code": "foreign_id", "field": "id"})
                 target_id = moved[target_id]
             prior = claimed.get(target_id) or (owners[target_id][1] if target_id in owners else None)
-            name = m.row.get("name")
+            name = m.row.get("name") if unique_names else None
             if prior is not None:
                 outcome = "unchanged" if prior == m.digest else "conflict"
             elif name is not None and names.get(name, target_id) != target_id:
@@ -213,6 +232,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
     spec = spec_for_key(payload["key"])
     if spec is None:
         raise Unprocessable(f"{payload['key']!r} is not a store lsmigrate migrates.", code="unknown_store")
+    model = record_model(spec.table)
     records, digests = payload["records"], payload["digests"]
     limit = current_app.config["MAX_BATCH_RECORDS"]
     if len(records) > limit:
@@ -230,11 +250,11 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         )
     _refuse_resent(session, key, payload["offset"], len(records))
 
-    plan = _plan(spec, key, session, seq, records, mapped)
+    plan = _plan(spec, model, key, session, seq, records, mapped)
     counts = Counter(result["outcome"] for result in plan.results)
     response = {"seq": seq, "key": key, "counts": dict(counts), "results": plan.results}
     if plan.rows:
-        db.session.execute(insert(MODELS[spec.table].__table__), plan.rows)
+        db.session.execute(insert(model.__table__), plan.rows)
     if plan.quarantine:
         db.session.execute(insert(QuarantinedRecord.__table__), plan.quarantine)
     if plan.ledger:

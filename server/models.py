@@ -1,4 +1,7 @@
-"""The tables: migrated records, and the bookkeeping of migration sessions."""
+"""The tables: migrated records, and the bookkeeping of migration sessions.
+
+`RECORD_MODELS` maps every table a store spec may target to its model.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +58,42 @@ class Environment(MigratedRecord, db.Model):  # type: ignore[name-defined]
     github_token_encrypted: Mapped[str | None] = mapped_column(Text)
     github_token_hint: Mapped[str | None] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(default=False)
+
+
+class FormDraft(MigratedRecord, db.Model):  # type: ignore[name-defined]
+    """A migrated form draft: the form's values, kept whole, under the localStorage key that held them."""
+
+    __tablename__ = "form_drafts"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_form_drafts_user_key"),)
+
+    key: Mapped[str] = mapped_column(String(255))
+    data: Mapped[dict[str, Any]] = mapped_column(JsonValue)
+
+
+class UserPreferences(MigratedRecord, db.Model):  # type: ignore[name-defined]
+    """A user's migrated preferences object, kept whole: one row per user."""
+
+    __tablename__ = "user_preferences"
+    __table_args__ = (UniqueConstraint("user_id", name="uq_user_preferences_user"),)
+
+    data: Mapped[dict[str, Any]] = mapped_column(JsonValue)
+
+
+#: The model of every table a store spec may target (`StoreSpec.table`).
+RECORD_MODELS: dict[str, type[MigratedRecord]] = {
+    model.__tablename__: model for model in (Task, Environment, FormDraft, UserPreferences)
+}
+
+
+def record_model(table: str) -> type[MigratedRecord]:
+    """The model of migrated-record table `table`; LookupError if the server has none."""
+    try:
+        return RECORD_MODELS[table]
+    except KeyError:
+        raise LookupError(
+            f"No model for table {table!r}: a store spec targets it, but lsmigrate.server.models does not "
+            "define it (a server configuration error: add a model and a migration)."
+        ) from None
 
 
 class MigrationSession(db.Model):  # type: ignore[name-defined]

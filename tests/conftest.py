@@ -16,7 +16,10 @@ from lsmigrate.server.auth import issue_token
 from lsmigrate.server.extensions import db
 from tests.fixtures_services import PostgresServer, RedisServer
 
-TABLES = "tasks, environments, migration_ledger, quarantine, migration_batches, migration_sessions"
+TABLES = (
+    "tasks, environments, form_drafts, user_preferences, "
+    "migration_ledger, quarantine, migration_batches, migration_sessions"
+)
 
 
 @pytest.fixture(scope="session")

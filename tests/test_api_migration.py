@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -11,6 +12,9 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from lsmigrate.server import ingest
+from lsmigrate.server.models import RECORD_MODELS, record_model
+from lsmigrate.shared.catalog import STORES, spec_for_key
 from tests.fixtures_services import PostgresServer, RedisServer
 from tests.migration_helpers import batch_body, manifest_entry
 
@@ -22,6 +26,22 @@ TASKS = [
     {"id": "task-3", "title": "Third", "pullRequest": {"url": "https://x/pull/1", "number": 1}},
 ]
 ENVIRONMENTS = [{"id": "env-1", "name": "Production", "githubToken": TOKEN}]
+DRAFT_KEY = "react-hook-form-task-form"
+DRAFT = {
+    "title": "<script>alert('x')</script> Fix the <b>login</b> page",
+    "description": 'Ünïcødé — 日本語 ✓ 🚀\n<p onclick="steal()">second line</p>',
+    "status": "IN_PROGRESS",
+    "labels": ["bug", "é"],
+    "estimate": {"hours": 3.5, "confident": False, "reviewer": None},
+    "__proto__": {"polluted": True},
+}
+PREFERENCES = {
+    "theme": "dark",
+    "language": "fr-CA",
+    "sidebar": {"collapsed": True, "width": 280},
+    "recentSearches": ["<b>bold</b>", "café", "🚀"],
+    "notifications": {"email": False, "digest": "weekly"},
+}
 
 
 def open_session(client: FlaskClient, headers: dict[str, str], client_id: str = "client-1") -> str:
@@ -50,6 +70,19 @@ def db_rows(postgres: PostgresServer, query: str) -> list[tuple[Any, ...]]:
         return connection.execute(query).fetchall()
 
 
+def migrate_documents(
+    client: FlaskClient, headers: dict[str, str], client_id: str, draft: dict[str, Any] = DRAFT
+) -> tuple[str, dict[str, Any]]:
+    """One session with a draft batch and a preferences batch, completed: (session id, verdict)."""
+    sid = open_session(client, headers, client_id)
+    assert put(client, headers, sid, 0, batch_body(DRAFT_KEY, [draft])).status_code == 200
+    assert put(client, headers, sid, 1, batch_body("user-preferences", [PREFERENCES])).status_code == 200
+    manifest = {DRAFT_KEY: manifest_entry([draft]), "user-preferences": manifest_entry([PREFERENCES])}
+    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    assert response.status_code == 200, response.json
+    return sid, dict(response.json)
+
+
 def test_a_session_in_two_batches_lands_the_rows_for_that_user(client, auth, postgres) -> None:
     verdict = migrate_all(client, auth("alice"))
     assert verdict["deletable_keys"] == ["environments", "task-store"]
@@ -59,7 +92,7 @@ def test_a_session_in_two_batches_lands_the_rows_for_that_user(client, auth, pos
         ("alice", "Second", "completed", "low"),
         ("alice", "Third", "pending", "high"),
     ]
-    assert db_rows(postgres, "SELECT user_id, name FROM environments") == [("alice", "Production")]
+    assert db_rows(postgres, "SELECT user_id, name, is_active FROM environments") == [("alice", "Production", False)]
     ledger = db_rows(postgres, "SELECT key, index, outcome FROM migration_ledger ORDER BY key, index")
     assert ledger == [("environments", 0, "inserted")] + [("task-store", i, "inserted") for i in range(3)]
 
@@ -170,6 +203,84 @@ def test_a_manifest_that_does_not_match_the_ledger_lists_no_key(client, auth) ->
     assert response.json["error"]["code"] == "manifest_mismatch"
     assert response.json["error"]["details"]["mismatches"][0]["key"] == "task-store"
     assert "deletable_keys" not in response.json
+
+
+def test_a_draft_and_the_preferences_land_whole_for_that_user(client, auth, postgres) -> None:
+    sid, verdict = migrate_documents(client, auth("alice"), "client-1")
+    assert verdict["deletable_keys"] == [DRAFT_KEY, "user-preferences"]
+    assert verdict["counts"] == {DRAFT_KEY: {"inserted": 1}, "user-preferences": {"inserted": 1}}
+    drafts = db_rows(postgres, "SELECT user_id, key, data, migration_session_id::text FROM form_drafts")
+    assert drafts == [("alice", DRAFT_KEY, DRAFT, sid)]
+    titles = db_rows(postgres, "SELECT data->>'title', data->>'description' FROM form_drafts")
+    assert titles == [(DRAFT["title"], DRAFT["description"])]
+    assert db_rows(postgres, "SELECT user_id, data FROM user_preferences") == [("alice", PREFERENCES)]
+    ledger = db_rows(postgres, "SELECT key, outcome, target_table, target_id::text FROM migration_ledger ORDER BY key")
+    [(draft_id,)] = db_rows(postgres, "SELECT id::text FROM form_drafts")
+    [(preferences_id,)] = db_rows(postgres, "SELECT id::text FROM user_preferences")
+    assert ledger == [
+        (DRAFT_KEY, "inserted", "form_drafts", draft_id),
+        ("user-preferences", "inserted", "user_preferences", preferences_id),
+    ]
+
+
+def test_another_user_sees_none_of_their_draft_or_preferences(client, auth, postgres) -> None:
+    migrate_documents(client, auth("alice"), "client-1")
+    assert db_rows(postgres, "SELECT count(*) FROM form_drafts WHERE user_id = 'bob'") == [(0,)]
+    assert db_rows(postgres, "SELECT count(*) FROM user_preferences WHERE user_id = 'bob'") == [(0,)]
+
+    bobs_draft = {"title": "Bob's own draft"}
+    _, verdict = migrate_documents(client, auth("bob"), "client-1", draft=bobs_draft)
+    assert verdict["counts"][DRAFT_KEY] == {"inserted": 1}
+    drafts = db_rows(postgres, "SELECT user_id, key, data FROM form_drafts ORDER BY user_id")
+    assert drafts == [("alice", DRAFT_KEY, DRAFT), ("bob", DRAFT_KEY, bobs_draft)]
+    assert db_rows(postgres, "SELECT count(DISTINCT id) FROM form_drafts") == [(2,)]
+
+
+def test_the_same_draft_and_preferences_again_are_unchanged(client, auth, postgres) -> None:
+    headers = auth("alice")
+    first_sid, _ = migrate_documents(client, headers, "run-1")
+    second_sid, verdict = migrate_documents(client, headers, "run-2")
+    assert second_sid != first_sid
+    assert verdict["counts"] == {DRAFT_KEY: {"unchanged": 1}, "user-preferences": {"unchanged": 1}}
+    assert verdict["deletable_keys"] == [DRAFT_KEY, "user-preferences"]
+    drafts = db_rows(postgres, "SELECT data, migration_session_id::text FROM form_drafts")
+    assert drafts == [(DRAFT, first_sid)]
+    preferences = db_rows(postgres, "SELECT data, migration_session_id::text FROM user_preferences")
+    assert preferences == [(PREFERENCES, first_sid)]
+
+
+def test_an_edited_draft_is_a_conflict_and_its_key_is_kept(client, auth, postgres) -> None:
+    headers = auth("alice")
+    migrate_documents(client, headers, "run-1")
+    edited = dict(DRAFT, title="Edited since")
+    _, verdict = migrate_documents(client, headers, "run-2", draft=edited)
+    assert verdict["counts"][DRAFT_KEY] == {"conflict": 1}
+    assert verdict["deletable_keys"] == ["user-preferences"]
+    assert db_rows(postgres, "SELECT data FROM form_drafts") == [(DRAFT,)]
+
+
+@pytest.mark.parametrize("spec", list(STORES), ids=lambda spec: spec.name)
+def test_every_built_in_store_has_a_model_with_its_columns(spec) -> None:
+    model = record_model(spec.table)
+    assert RECORD_MODELS[spec.table] is model
+    columns = set(model.__table__.columns.keys())
+    for column in spec.mapper.columns:
+        expected = {f"{column.name}_hint", f"{column.name}_encrypted"} if column.secret else {column.name}
+        assert expected <= columns
+    for name in (spec.schema.document_column, spec.schema.key_column):
+        assert name is None or name in columns
+
+
+def test_a_store_without_a_model_is_a_configuration_error(client, auth, postgres, monkeypatch) -> None:
+    drafts = spec_for_key(DRAFT_KEY)
+    assert drafts is not None
+    nowhere = dataclasses.replace(drafts, table="nowhere")
+    monkeypatch.setattr(ingest, "spec_for_key", lambda key: nowhere)
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    with pytest.raises(LookupError, match="No model for table 'nowhere'"):
+        put(client, headers, sid, 0, batch_body(DRAFT_KEY, [DRAFT]))
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
 
 
 def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, postgres, redis_server) -> None:

@@ -60,11 +60,40 @@
     }));
   }
 
+  // What react-hook-form's persist plugin leaves behind: the form's values, as raw JSON.
+  function seedDraft() {
+    return {
+      title: "Add <em>dark mode</em> to the settings page",
+      description: "Users keep asking for it — « thème sombre » 🌙\n\n- respect prefers-color-scheme\n- remember the choice",
+      repository: "acme/web",
+      branch: "feature/dark-mode",
+      mode: "code",
+      labels: ["ui", "settings"],
+      assignee: null,
+      estimate: { points: 3, confidence: 0.8 },
+    };
+  }
+
+  function seedPreferences() {
+    return {
+      theme: "dark",
+      language: "en-GB",
+      sidebarCollapsed: false,
+      defaultRepository: "acme/web",
+      taskListColumns: ["title", "status", "repository", "updatedAt"],
+      notifications: { email: true, desktop: false, digest: "weekly" },
+    };
+  }
+
   function seed() {
     const n = Math.max(1, Math.min(20000, Number($("#seed-count").value) || 25));
     localStorage.setItem("task-store", JSON.stringify({ state: { tasks: seedTasks(n) }, version: 0 }));
     localStorage.setItem("environments", JSON.stringify({ state: { environments: seedEnvironments() }, version: 0 }));
+    localStorage.setItem("react-hook-form-task-form", JSON.stringify(seedDraft()));
+    localStorage.setItem("user-preferences", JSON.stringify({ state: seedPreferences(), version: 0 }));
+    // Keys lsmigrate does not migrate: reported, never touched.
     localStorage.setItem("theme", "dark");
+    localStorage.setItem("platform-settings", JSON.stringify({ region: "eu-west-1", betaFeatures: ["new-editor"] }));
     window.location.reload();
   }
 
