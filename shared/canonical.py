@@ -7,7 +7,8 @@ bytes). Numbers: integers in decimal; a float that holds a whole number below
 2**53 is written as that integer, so `1.0` (which `JSON.stringify` writes as
 `1`) and `1` digest alike; any other float in Python's shortest round-trip
 form (`0.1`, `1e+16`, `1.5e-07`). NaN and infinities are not JSON and are
-refused.
+refused, and so is a number too large for a double (`1e400`, which would
+read as infinity).
 """
 
 from __future__ import annotations
@@ -16,33 +17,33 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from itertools import accumulate
 from typing import Any
 
 _SAFE_INTEGER = 2**53
 # Every whole float below 2**53 serialises as digits, ".0", then a delimiter.
 _WHOLE_FLOAT = re.compile(r"\.0(?=[,\]}]|$)")
+# In encoded text: a string (skipped whole, so its content is never touched), or a whole float.
+_STRING_OR_WHOLE_FLOAT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(-?[0-9]+)\.0(?=[,\]}]|$)', re.DOTALL)
 _encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
-def _normalise_numbers(value: Any) -> Any:
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < _SAFE_INTEGER:
-            return int(value)
-        return value
-    if isinstance(value, dict):
-        return {key: _normalise_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_normalise_numbers(item) for item in value]
-    return value
+def _whole_float_as_integer(match: re.Match[str]) -> str:
+    digits = match.group(1)
+    if digits is None or abs(number := int(digits)) >= _SAFE_INTEGER:
+        return match.group(0)
+    return str(number)  # "-0.0" becomes "0", as JSON.stringify writes it
 
 
 def canonical_json(value: Any) -> str:
     """Serialise a JSON value in lsmigrate's canonical form."""
     text = _encode(value)
-    # Most records hold no whole float; the second pass runs only when one may be present.
+    # Most records hold no whole float; the second pass runs only when one may be present. It
+    # rewrites the text rather than walking the value: a recursive walk took two Python frames
+    # per level and raised RecursionError near 500 levels, on values json parses and encodes.
     if _WHOLE_FLOAT.search(text) is None:
         return text
-    return _encode(_normalise_numbers(value))
+    return _STRING_OR_WHOLE_FLOAT.sub(_whole_float_as_integer, text)
 
 
 def digest(value: Any) -> str:
@@ -63,9 +64,47 @@ def _refuse_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def parse_json(text: str) -> Any:
-    """Parse JSON text strictly; NaN, Infinity and nesting Python cannot hold raise ValueError."""
+def _finite_float(text: str) -> float:
+    # json reads 1e400 as infinity, which no JSON text can then hold; refused here, where it is
+    # read, rather than when a record holding it is digested.
+    number = float(text)
+    if number - number != 0:
+        raise ValueError("a number too large for a double")
+    return number
+
+
+# Bytes that are not a quote or a bracket (deleted), and each bracket's step in nesting depth.
+_NOT_STRUCTURE = bytes(byte for byte in range(256) if byte not in b'"[]{}')
+_DEPTH_STEP = [1 if byte in b"[{" else -1 if byte in b"]}" else 0 for byte in range(256)]
+
+
+def nested_deeper_than(text: str, limit: int) -> bool:
+    """True when JSON text nests arrays and objects more than `limit` levels deep.
+
+    Counts the brackets outside strings with C-speed bytes operations, no Python loop; for
+    text that is not JSON the answer covers at least what a parser reads before it fails.
+    """
+    if len(text) <= limit:
+        return False
+    if '\\"' in text:
+        # Drop escape pairs ("\\\\" first, then '\\"') so that every quote left delimits a string.
+        text = text.replace("\\\\", "").replace('\\"', "")
+    # UTF-8 never uses an ASCII byte inside a multi-byte character.
+    quotes_and_brackets = text.encode("utf-8", "surrogatepass").translate(None, _NOT_STRUCTURE)
+    brackets = b"".join(quotes_and_brackets.split(b'"')[::2])
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0) > limit
+
+
+def parse_json(text: str, *, max_depth: int | None = None) -> Any:
+    """Parse JSON text strictly; NaN, Infinity, 1e400 and nesting Python cannot hold raise ValueError.
+
+    With `max_depth`, text nested deeper is refused before it is parsed: Pyodide's parser
+    overflows the JavaScript stack a few thousand levels down, a fatal error for the page
+    rather than a RecursionError.
+    """
+    if max_depth is not None and nested_deeper_than(text, max_depth):
+        raise ValueError(f"nested more than {max_depth} levels deep")
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError as error:
         raise ValueError("nested too deeply") from error

@@ -14,9 +14,14 @@ from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 from lsmigrate.shared.tasks import TaskSchema
 
 #: Keys that look like form drafts: "form" or "draft" as a word of the key, in
-#: kebab, snake or camel case (form-draft-1, react-hook-form-task-form,
-#: taskFormDraft), but not inside another word (platform, formula).
-DRAFT_KEY_PATTERN = r"(?:(?<![A-Za-z])(?:form|draft|Form|Draft|FORM|DRAFT)|(?<=[a-z])(?:Form|Draft))(?:s|S)?(?![a-z])"
+#: kebab, snake, camel or upper case (form-draft-1, react-hook-form-task-form,
+#: taskFormDraft, FORM_DRAFT), but not inside another word (platform, formula,
+#: FORMULA_BAR). An upper-case word ends at any letter; the others at a lower-case one,
+#: where camel case starts the next word.
+DRAFT_KEY_PATTERN = (
+    r"(?:(?<![A-Za-z])(?:form|draft|Form|Draft)|(?<=[a-z])(?:Form|Draft))s?(?![a-z])"
+    r"|(?<![A-Za-z])(?:FORM|DRAFT)S?(?![A-Za-z])"
+)
 
 BUILTIN_STORES = (
     StoreSpec(

@@ -12,6 +12,7 @@ Envelopes turn a key's raw text into the persisted state and its version:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,10 @@ from lsmigrate.shared.canonical import parse_json
 from lsmigrate.shared.fields import json_type
 
 _ABSENT: Any = object()
+#: How deep a localStorage value may nest. Deeper text is refused (invalid_json) before it is
+#: parsed, the same on CPython and in Pyodide (see `parse_json`); it also keeps a request body
+#: that wraps a record a few levels deeper within what the server's parser holds.
+MAX_DEPTH = 512
 
 
 class SourceError(ValueError):
@@ -53,10 +58,13 @@ def describe(value: Any) -> str:
 def parse_source(key: str, text: str, where: str = "") -> Any:
     """Parse a key's JSON text, or raise SourceError(invalid_json)."""
     try:
-        return parse_json(text)
+        return parse_json(text, max_depth=MAX_DEPTH)
     except ValueError as error:
         place = f" at {where}" if where else ""
-        raise SourceError(key, f"JSON text{place}", f"invalid JSON ({error})", code="invalid_json") from error
+        # json's own messages differ between Python versions (3.13 reworded several), and the
+        # page and the server must report a key alike: only lsmigrate's own refusals are quoted.
+        found = "text that is not valid JSON" if isinstance(error, json.JSONDecodeError) else f"invalid JSON ({error})"
+        raise SourceError(key, f"JSON text{place}", found, code="invalid_json") from error
 
 
 def _integer(value: Any) -> bool:

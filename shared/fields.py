@@ -169,8 +169,10 @@ class Timestamp(SourceField):
     """
 
     def convert(self, value: Any) -> tuple[Any, bool]:
-        if type(value) is str and JS_ISO.fullmatch(value):
-            # The form JavaScript writes: only the calendar needs checking.
+        if type(value) is str and JS_ISO.fullmatch(value) and value[11:13] != "24":
+            # The form JavaScript writes: only the calendar needs checking. Hour 24, which
+            # toISOString never writes, is not exact: Python 3.12+ reads T24:00 as the next
+            # day's midnight, so it takes the general path and keeps its original.
             try:
                 datetime.fromisoformat(value)
             except ValueError:

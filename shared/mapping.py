@@ -18,8 +18,9 @@ Row metadata layout:
 Warning codes (each with the source `field`): id_missing, id_derived,
 id_lowercased, <field>_missing (a defaulted title), <field>_variant,
 <field>_unknown, <field>_missing (a defaulted choice), number_as_text,
-flag_converted, timestamp_missing, timestamp_unparseable, timestamp_epoch_ms,
-timestamp_normalised, value_converted. Quarantine reason codes:
+value_defaulted (a text field's default), flag_converted, timestamp_missing,
+timestamp_unparseable, timestamp_epoch_ms, timestamp_normalised,
+value_converted. Quarantine reason codes:
 not_an_object, invalid_id, wrong_type, invalid_value. A secret field's value
 appears in neither.
 """

@@ -2,16 +2,18 @@
 
 The browser and the server run this same code; `map_snapshot` is how the
 test suite proves that CPython and Pyodide give byte-identical answers, and
-what a dry run shows before anything is uploaded.
+what a dry run shows before anything is uploaded. `map_snapshot_json` is the
+same call with JSON text in and canonical JSON text out, so that JavaScript
+(through Pyodide) and CPython call it alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from lsmigrate.shared.canonical import manifest_digest
+from lsmigrate.shared.canonical import canonical_json, manifest_digest, parse_json
 from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.mapping import MappedRecord
@@ -55,3 +57,18 @@ def map_snapshot(
             "manifest": key_manifest(mapped),
         }
     return {"keys": keys, "unknown": unknown}
+
+
+def map_snapshot_json(items_json: str, user_id: str, migrated_at_iso: str) -> str:
+    """`map_snapshot` of a JSON object {key: raw text}, as canonical JSON text.
+
+    `migrated_at_iso` is ISO 8601; without an offset it is taken as UTC, so the
+    answer never depends on the local time zone of the process.
+    """
+    items = parse_json(items_json)
+    if not isinstance(items, dict) or not all(isinstance(raw, str) for raw in items.values()):
+        raise ValueError("items_json must be a JSON object of localStorage keys to their raw text")
+    migrated_at = datetime.fromisoformat(migrated_at_iso)
+    if migrated_at.tzinfo is None:
+        migrated_at = migrated_at.replace(tzinfo=UTC)
+    return canonical_json(map_snapshot(items, user_id=user_id, migrated_at=migrated_at))

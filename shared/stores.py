@@ -144,7 +144,11 @@ class StoreSpec:
         if self.one_record:
             return [value]
         if not isinstance(value, list):
-            where = self.envelope.prefix + self.records_path if self.records_path else "the top level"
+            # With no records path the array is the state itself: "state" in a Zustand envelope.
+            if self.records_path:
+                where = self.envelope.prefix + self.records_path
+            else:
+                where = self.envelope.prefix.rstrip(".") or "the top level"
             raise SourceError(key, f"an array at {where}", describe(value))
         return value
 

@@ -1,9 +1,17 @@
-"""Timestamps as the stores write them: ISO 8601 strings or epoch milliseconds."""
+"""Timestamps as the stores write them: ISO 8601 strings or epoch milliseconds.
+
+ISO 8601 is read with lsmigrate's own grammar rather than
+`datetime.fromisoformat`, whose grammar differs between the Python the
+server runs and the one in Pyodide (3.12 began to accept hour 24): a date
+`YYYY-MM-DD`, optionally a time `hh:mm[:ss[.fraction]]` after `T`, `t` or a
+space, and optionally `Z` or an offset `±hh[[:]mm]`. `24:00[:00[.0…]]` is the
+end of the day, i.e. the next day's midnight.
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -13,6 +21,11 @@ _MAX_MS = 253402300799999
 _EPOCH_MS_TEXT = re.compile(r"-?[0-9]{1,16}")
 # What `Date.prototype.toISOString` writes; these map onto columns without a datetime round trip.
 JS_ISO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
+_ISO_8601 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]{1,9}))?)?"
+    r"([Zz]|([+-])([0-9]{2})(?::?([0-9]{2}))?)?)?"
+)
 
 
 def _from_epoch_ms(millis: float) -> datetime | None:
@@ -36,11 +49,40 @@ def parse_timestamp(value: Any) -> datetime | None:
     text = value.strip()
     if _EPOCH_MS_TEXT.fullmatch(text):
         return _from_epoch_ms(int(text))
+    return _from_iso_8601(text)
+
+
+def _from_iso_8601(text: str) -> datetime | None:
+    match = _ISO_8601.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _zone, sign, zone_hours, zone_minutes = match.groups()
+    hours = int(hour or 0)
+    extra_day = hours == 24
+    if extra_day:
+        if int(minute) or int(second or 0) or int(fraction or 0):
+            return None
+        hours = 0
     try:
-        parsed = datetime.fromisoformat(text)
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        offset = timedelta(hours=int(zone_hours or 0), minutes=int(zone_minutes or 0))
+        if sign == "-":
+            offset = -offset
+        moment = datetime(
+            int(year),
+            int(month),
+            int(day),
+            hours,
+            int(minute or 0),
+            int(second or 0),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=timezone(offset),
+        )
+        if extra_day:
+            moment += timedelta(days=1)
+        return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        # OverflowError: an offset that moves 0001-01-01 or 9999-12-31 out of range.
+        # ValueError: no such date or time, or an offset of a day or more; OverflowError: an
+        # offset or hour 24 that moves 0001-01-01 or 9999-12-31 out of range.
         return None
 
 
@@ -64,5 +106,7 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def column_timestamp(moment: datetime) -> str:
-    """The ISO form kept in a mapped row (microseconds, explicit UTC offset)."""
+    """The ISO form kept in a mapped row (microseconds, explicit UTC offset); a naive moment is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC).isoformat(timespec="microseconds")

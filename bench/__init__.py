@@ -1,0 +1,1 @@
+"""Benchmarks: throughput figures, printed, never pass/fail (see README.md)."""
