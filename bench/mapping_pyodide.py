@@ -27,16 +27,8 @@ from bench.mapping import arguments, task_texts
 from bench.mapping_core import report
 from lsmigrate.server import create_app
 from lsmigrate.server.runtime import loader_config
+from tests.fixtures_services import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CORE_SOURCE = Path(__file__).resolve().parent / "mapping_core.py"
 # Boots Pyodide exactly as browser/static/loader.js does, from the URLs the loader is given.
 BOOT = """async ({ pyodide, wheels }) => {

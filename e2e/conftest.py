@@ -18,17 +18,9 @@ import psycopg
 import pytest
 from playwright.sync_api import ConsoleMessage, Page
 
-from tests.fixtures_services import PostgresServer, RedisServer, free_port, wait_for_port
+from tests.fixtures_services import CHROMIUM, CHROMIUM_ARGS, PostgresServer, RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SECRET_KEY = "e2e-secret-key"
 
 
@@ -114,7 +106,7 @@ def live_server(
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
     """Launch Debian's Chromium: Playwright cannot download its own here."""
-    return {**browser_type_launch_args, "executable_path": "/usr/bin/chromium", "args": CHROMIUM_ARGS}
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
 @pytest.fixture

@@ -20,6 +20,16 @@ from typing import Any
 
 import pytest
 
+#: Debian's Chromium, for Playwright (it cannot download its own here), and its arguments.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 PG_BIN = Path(os.environ.get("LSMIGRATE_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
