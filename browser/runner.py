@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.envelopes import SourceError
-from lsmigrate.shared.stores import StoreSpec
+from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreSpec
 
 Send = Callable[[str, str, Any], Awaitable[tuple[int, Any]]]
 Emit = Callable[[str, dict[str, Any]], None]
@@ -73,8 +73,12 @@ def _read_sources(storage: Storage, report: dict[str, Any]) -> list[_Source]:
     sources = []
     for key in sorted(storage.keys()):
         spec = spec_for_key(key)
-        raw = storage.get(key) if spec is not None else None
-        if spec is None or raw is None:
+        if spec is None:
+            if not key.startswith(OWN_KEY_PREFIX):
+                report["unknown_keys"].append(key)  # reported, never read or touched
+            continue
+        raw = storage.get(key)
+        if raw is None:
             continue
         try:
             extracted = spec.extract(key, raw)
@@ -102,7 +106,7 @@ async def run_migration(
     A step the server refuses ends the run with state "failed" and the
     server's error in the report; nothing is deleted then.
     """
-    report: dict[str, Any] = {"session_id": None, "state": "running", "keys": {}, "errors": []}
+    report: dict[str, Any] = {"session_id": None, "state": "running", "keys": {}, "errors": [], "unknown_keys": []}
     try:
         await _migrate(report, storage, send, emit, batch_size, client_session_id)
     except MigrationFailed as error:

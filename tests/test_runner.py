@@ -61,6 +61,7 @@ def test_every_store_is_uploaded_in_batches_and_cleaned_up(client, auth) -> None
     assert report["keys"]["task-store"]["inserted"] == 5
     assert report["keys"]["task-store"]["cleaned_up"] is True
     assert storage.items == {"theme": "dark"}
+    assert report["unknown_keys"] == ["theme"]
     uploads = [detail for name, detail in report["events"] if detail["phase"] == "upload"]
     assert [detail["done"] for detail in uploads] == [1, 3, 5, 6]
 
