@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.server.crypto import SecretBox, secret_box
 from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
-from lsmigrate.server.extensions import cache, db
+from lsmigrate.server.extensions import db
 from lsmigrate.server.models import (
     LedgerEntry,
     MigratedRecord,
@@ -35,7 +35,7 @@ from lsmigrate.server.models import (
     record_model,
 )
 from lsmigrate.server.payloads import load_body
-from lsmigrate.server.user_records import user_cache_keys
+from lsmigrate.server.user_records import records_changed
 from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
@@ -279,5 +279,5 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
             return replay
         raise Conflict("The batch collided with a concurrent write; send it again.", code="concurrent_write") from error
     if plan.rows:
-        cache.delete(*user_cache_keys(session.user_id))
+        records_changed(session.user_id)
     return response

@@ -18,6 +18,11 @@ def user_cache_keys(user_id: str) -> list[str]:
     return [f"lsmigrate:user:{user_id}:{kind}" for kind in _KINDS]
 
 
+def records_changed(user_id: str) -> None:
+    """Called after a commit that changed `user_id`'s migrated rows: the cache must not serve old ones."""
+    cache.delete(*user_cache_keys(user_id))
+
+
 def _as_json(record: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for column in record.__table__.columns:
