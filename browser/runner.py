@@ -21,7 +21,7 @@ from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreSpec
 Send = Callable[[str, str, Any], Awaitable[tuple[int, Any]]]
 Emit = Callable[[str, dict[str, Any]], None]
 
-OUTCOME_COUNTS = ("inserted", "updated", "unchanged", "quarantined", "conflict")
+OUTCOME_COUNTS = ("inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded")
 
 
 class Storage(Protocol):

@@ -92,6 +92,8 @@ def all_inserted(found: int) -> dict[str, int | bool]:
         "unchanged": 0,
         "quarantined": 0,
         "conflict": 0,
+        "kept_server": 0,
+        "superseded": 0,
         "cleaned_up": True,
         "warnings": 0,
     }

@@ -16,6 +16,7 @@ from lsmigrate.server.config import load_config
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.extensions import cache, db, migrate
+from lsmigrate.server.limits import rate_limits
 from lsmigrate.shared.catalog import STORES
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
@@ -39,6 +40,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
     cache.init_app(app)
+    rate_limits.init_app(app)
     app.extensions["lsmigrate_secret_box"] = SecretBox(app.config["SECRET_KEY"])
     register_error_handlers(app)
 

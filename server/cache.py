@@ -1,89 +1,216 @@
-"""A small Redis extension: the per-user cache the read endpoints serve from.
+"""A small Redis extension: versioned cache entries, and what happens when Redis fails.
 
-Redis is optional and never on the critical path: with no REDIS_URL the
-cache is off, and when Redis fails every call degrades to a miss (reads go
-to the database) with one warning logged.
+An entry is one Redis hash: a `version` field beside the cached values.
+
+    bump(key)                    a new version, and the values dropped
+    write(key, version, values)  stores them only while `version` is current
+    read(key, field)             the current version and the value, if any
+
+Both scripts run atomically in Redis, so a writer holding an old version (it
+read the database before somebody else's commit) can never overwrite what a
+newer writer stored: versions only grow (HINCRBY; a hash that lost its version
+starts again from the server's clock in microseconds, above any version handed
+out before), and a write is refused unless its version is the current one.
+
+A hash expires CACHE_TTL_SECONDS after it was created or last bumped; writes
+never extend that. So no value is served more than CACHE_TTL_SECONDS after it
+was written, which bounds how long a snapshot can outlive a commit whose
+invalidation could not reach Redis. Failed invalidations are also remembered
+by the process and replayed before its first operation once Redis answers
+again.
+
+Redis is optional and never on the critical path: with no REDIS_URL the cache
+is off, and when Redis fails every call degrades (reads miss, writes are
+skipped), one warning is logged per outage, and the cache leaves Redis alone
+for CACHE_RETRY_SECONDS so that an unreachable server costs few timeouts.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import redis
 from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger(__name__)
 
-TTL_SECONDS = 3600
+T = TypeVar("T")
+
+#: Past this many, failed invalidations are no longer remembered; the TTL still bounds them.
+PENDING_LIMIT = 10_000
+
+# KEYS[1] the hash; ARGV[1] its TTL. Drops every value, returns the new version.
+_BUMP = """
+local version = redis.call('HGET', KEYS[1], 'version')
+if not version then
+  -- microseconds since the epoch: above any version handed out before, and exact in Lua's doubles
+  local now = redis.call('TIME')
+  version = now[1] .. string.format('%06d', tonumber(now[2]))
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', version)
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return redis.call('HINCRBY', KEYS[1], 'version', 1)
+"""
+
+# KEYS[1] the hash; ARGV[1] the version the values were read under ('' for
+# none), ARGV[2] the TTL of a new hash, ARGV[3..] field, value, field, value...
+_WRITE = """
+if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What `read` found: the hash's version ('' when it has none) and the field's value (None when absent)."""
+
+    version: str
+    value: Any | None
 
 
 class RedisCache:
-    """Flask extension holding a Redis client in `app.extensions["lsmigrate_cache"]`."""
+    """Flask extension keeping a Redis client and its health in `app.extensions["lsmigrate_cache"]`."""
 
     def __init__(self, app: Flask | None = None) -> None:
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Bind to an app; the client connects lazily on first use."""
+        """Bind to an app (None there without REDIS_URL); the client connects lazily on first use."""
         url = app.config.get("REDIS_URL")
-        client = None
+        state = None
         if url:
-            client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        app.extensions["lsmigrate_cache"] = _CacheState(client)
+            # One immediate retry gets past a pooled connection Redis closed;
+            # more would only make an outage slower.
+            client = redis.Redis.from_url(
+                url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
+            )
+            state = _Redis(
+                client, ttl=int(app.config["CACHE_TTL_SECONDS"]), retry_seconds=float(app.config["CACHE_RETRY_SECONDS"])
+            )
+        app.extensions["lsmigrate_cache"] = state
 
     @property
-    def _state(self) -> _CacheState:
-        state: _CacheState = current_app.extensions["lsmigrate_cache"]
+    def _redis(self) -> _Redis | None:
+        state: _Redis | None = current_app.extensions["lsmigrate_cache"]
         return state
 
-    def get_json(self, key: str) -> Any | None:
-        """The cached JSON value, or None on a miss, with no Redis, or when Redis fails."""
-        state = self._state
-        if state.client is None:
+    def read(self, key: str, field: str) -> Entry | None:
+        """The entry's version and decoded `field`; None with no Redis or when Redis fails."""
+        state = self._redis
+        if state is None:
             return None
-        try:
-            raw = state.client.get(key)
-        except redis.RedisError as error:
-            state.failed(error)
+        found = state.call(lambda client: cast(list[Any], client.hmget(key, ["version", field])))
+        if found is None:
             return None
-        state.recovered()
-        return None if raw is None else json.loads(raw)
+        version, raw = found
+        return Entry(version.decode() if version else "", None if raw is None else json.loads(raw))
 
-    def set_json(self, key: str, value: Any) -> None:
-        """Cache a JSON value; a Redis failure is logged once and ignored."""
-        state = self._state
-        if state.client is None:
-            return
-        try:
-            state.client.set(key, json.dumps(value, separators=(",", ":")), ex=TTL_SECONDS)
-        except redis.RedisError as error:
-            state.failed(error)
+    def bump(self, key: str) -> str | None:
+        """Drop the entry's values and return its new version; None with no Redis or when Redis fails."""
+        state = self._redis
+        if state is None:
+            return None
+        version = state.call(lambda client: state.bump(key, client))
+        if version is None:
+            state.remember(key)
+            return None
+        return str(version)
 
-    def delete(self, *keys: str) -> None:
-        """Drop cached values; a Redis failure is logged once and ignored."""
-        state = self._state
-        if state.client is None or not keys:
-            return
-        try:
-            state.client.delete(*keys)
-        except redis.RedisError as error:
-            state.failed(error)
+    def write(self, key: str, version: str, values: Mapping[str, Any]) -> bool:
+        """Store `values` as JSON if `version` is still the entry's; False when refused or Redis fails."""
+        state = self._redis
+        if state is None:
+            return False
+        args: list[Any] = [version, state.ttl]
+        for field, value in values.items():
+            args += [field, json.dumps(value, separators=(",", ":"))]
+        return bool(state.call(lambda client: state.write_script(keys=[key], args=args, client=client)))
+
+    def report_failure(self, error_name: str) -> bool:
+        """Another user of Redis (the rate limiter) found it unreachable; False when the cache has no Redis."""
+        state = self._redis
+        if state is None:
+            return False
+        state.failed(error_name)
+        return True
 
 
-class _CacheState:
-    def __init__(self, client: redis.Redis | None) -> None:
+class _Redis:
+    """One app's client, its scripts, and whether (and since when) Redis is failing."""
+
+    def __init__(self, client: redis.Redis, *, ttl: int, retry_seconds: float) -> None:
         self.client = client
+        self.ttl = ttl
+        self.retry_seconds = retry_seconds
+        self.bump_script = client.register_script(_BUMP)
+        self.write_script = client.register_script(_WRITE)
         self.down = False
+        self.retry_at = 0.0
+        self.pending: set[str] = set()
+        self.lock = threading.Lock()
 
-    def failed(self, error: redis.RedisError) -> None:
-        if not self.down:
-            log.warning("Redis is unavailable, serving from the database: %s", type(error).__name__)
-        self.down = True
+    def bump(self, key: str, client: Any) -> Any:
+        """Run the bump script on `client` (a Redis client or a pipeline)."""
+        return self.bump_script(keys=[key], args=[self.ttl], client=client)
 
-    def recovered(self) -> None:
-        if self.down:
-            log.info("Redis is reachable again")
-        self.down = False
+    def call(self, operation: Callable[[redis.Redis], T]) -> T | None:
+        """operation(client), or None when Redis failed a moment ago or fails now."""
+        if self.down and time.monotonic() < self.retry_at:
+            return None
+        try:
+            self._replay_pending()
+            result = operation(self.client)
+        except redis.RedisError as error:
+            self.failed(type(error).__name__)
+            return None
+        self._recovered()
+        return result
+
+    def remember(self, key: str) -> None:
+        """An invalidation of `key` could not reach Redis: replay it when Redis answers again."""
+        with self.lock:
+            if len(self.pending) < PENDING_LIMIT:
+                self.pending.add(key)
+
+    def failed(self, error_name: str) -> None:
+        """Log the outage once, and leave Redis alone for a while."""
+        with self.lock:
+            if not self.down:
+                # The error's class only: its text may name the server, never a record or a secret.
+                log.warning(
+                    "Redis is unreachable (%s): reads are served from the database and rate limits "
+                    "kept in this process until it answers again",
+                    error_name,
+                )
+            self.down = True
+            self.retry_at = time.monotonic() + self.retry_seconds
+
+    def _recovered(self) -> None:
+        with self.lock:
+            if self.down:
+                log.info("Redis is reachable again")
+            self.down = False
+
+    def _replay_pending(self) -> None:
+        if not self.pending:
+            return
+        with self.lock:
+            keys = list(self.pending)
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            self.bump(key, pipe)
+        pipe.execute()
+        with self.lock:
+            self.pending.difference_update(keys)

@@ -16,10 +16,28 @@ DEFAULTS: dict[str, Any] = {
     "SQLALCHEMY_DATABASE_URI": None,  # None: SQLite under the instance folder
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "REDIS_URL": None,
+    # A cached snapshot is never served more than this long after it was
+    # written: the bound on staleness when an invalidation could not reach Redis.
+    "CACHE_TTL_SECONDS": 600,
+    # A user's tasks (or environments) past this many are not cached.
+    "CACHE_MAX_RECORDS": 5_000,
+    # After a Redis failure the cache does not try again for this long.
+    "CACHE_RETRY_SECONDS": 5.0,
+    # Flask-Limiter, per user (see server/limits.py). Generous: a migration
+    # of 100,000 records in batches of 500 is about 200 requests.
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_DEFAULT": "6000 per minute",
+    "RATELIMIT_STORAGE_URI": None,  # None: REDIS_URL, or memory:// without Redis
     "SECRET_KEY": None,  # None: generated once and kept in the instance folder
     "TOKEN_MAX_AGE": 30 * 24 * 3600,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "MAX_BATCH_RECORDS": 1000,
+    # Store name -> newest_wins | keep_server | keep_local | ask, over the spec's own policy.
+    "CONFLICT_POLICIES": {},
+    # An open session idle this long may be taken over by another client session.
+    "SESSION_IDLE_SECONDS": 900,
+    # What a 503 (database unavailable) tells the client to wait.
+    "RETRY_AFTER_SECONDS": 2,
     "DEMO": False,
     "PYODIDE_DIR": None,  # None: node_modules/pyodide beside the checkout
 }
@@ -67,6 +85,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     if not uri:
         uri = f"sqlite:///{Path(app.instance_path) / 'lsmigrate.sqlite'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(uri)
+    if not app.config["RATELIMIT_STORAGE_URI"]:
+        app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(app)
     if not app.config["PYODIDE_DIR"]:

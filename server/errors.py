@@ -1,25 +1,37 @@
 """The API's errors and the one JSON envelope they are sent in.
 
-    ApiError                      any error the API answers on purpose
-     ├── BadRequest        400    invalid_json, bad_request
-     ├── Unauthorized      401    missing_token, invalid_token
-     ├── Forbidden         403    foreign_session
-     ├── NotFound          404    unknown_session, not_found
-     ├── Conflict          409    batch_mismatch, records_already_sent, manifest_mismatch, session_closed
-     ├── PayloadTooLarge   413    too_many_records, request_too_large
-     └── Unprocessable     422    invalid_request, digest_mismatch, unknown_store
+    ApiError                        (the root: an error the API answers on purpose)
+     ├── BadRequest          400    invalid_json
+     ├── Unauthorized        401    missing_token, invalid_token
+     ├── Forbidden           403    foreign_session
+     ├── NotFound            404    unknown_session, unknown_conflict
+     ├── Conflict            409    batch_mismatch, records_already_sent, manifest_mismatch, session_closed,
+     │                              session_active, dry_run_mismatch, conflict_resolved, concurrent_write
+     ├── PayloadTooLarge     413    too_many_records
+     ├── Unprocessable       422    invalid_request, digest_mismatch, unknown_store
+     └── ServiceUnavailable  503    database_unavailable
+    HTTPException (Werkzeug) 4xx    not_found, method_not_allowed, request_too_large
 
 Every error, these and Werkzeug's HTTP errors alike, goes out as
-`{"error": {"code", "message", "details"}}` with its status.
+`{"error": {"code", "message", "details"}}` with its status; a 503 carries
+`Retry-After`. A database that cannot be reached (a refused or dropped
+connection: SQLAlchemy's OperationalError, InterfaceError, or any DBAPIError
+that invalidated its connection) is a 503 `database_unavailable`, after the
+request's transaction is rolled back: the client sends the same request again.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from flask import Flask, jsonify
+import psycopg
+from flask import Flask, current_app, jsonify
 from flask.typing import ResponseReturnValue
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
@@ -63,14 +75,53 @@ class Unprocessable(ApiError):
     status, code = 422, "invalid_request"
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> ResponseReturnValue:
+class ServiceUnavailable(ApiError):
+    status, code = 503, "database_unavailable"
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> ResponseReturnValue:
     """The one error envelope."""
     body = {"error": {"code": code, "message": message, "details": details}}
-    return jsonify(body), status
+    return jsonify(body), status, headers or {}
+
+
+def _headers(error: ApiError) -> dict[str, str]:
+    if isinstance(error, ServiceUnavailable):
+        return {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])}
+    return {}
+
+
+# Werkzeug's names where the API has its own word: a body past MAX_CONTENT_LENGTH.
+_HTTP_CODES = {413: "request_too_large"}
 
 
 def _http_code(error: HTTPException) -> str:
+    if error.code in _HTTP_CODES:
+        return _HTTP_CODES[error.code]
     return (error.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def database_unavailable(error: Exception) -> bool:
+    """True when a database error means the database cannot be reached, rather than a refused statement."""
+    if isinstance(error, OperationalError | InterfaceError | psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def _unavailable_response(error: Exception) -> ResponseReturnValue:
+    from lsmigrate.server.extensions import db
+
+    # The type and SQLSTATE only: a driver's message may quote the statement's parameters.
+    sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)
+    log.warning("Database unavailable (%s, sqlstate %s): answered 503", type(error).__name__, sqlstate)
+    try:
+        db.session.rollback()
+    except SQLAlchemyError:
+        pass  # the connection is gone; its transaction went with it
+    unavailable = ServiceUnavailable("The database cannot be reached; send the request again shortly.")
+    return error_response(unavailable.status, unavailable.code, unavailable.message, headers=_headers(unavailable))
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -78,7 +129,17 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> ResponseReturnValue:
-        return error_response(error.status, error.code, error.message, error.details)
+        return error_response(error.status, error.code, error.message, error.details, _headers(error))
+
+    @app.errorhandler(DBAPIError)
+    def handle_database_error(error: DBAPIError) -> ResponseReturnValue:
+        if not database_unavailable(error):
+            raise error  # a refused statement is a bug to see, not an outage to retry
+        return _unavailable_response(error)
+
+    @app.errorhandler(psycopg.OperationalError)
+    def handle_driver_error(error: psycopg.OperationalError) -> ResponseReturnValue:
+        return _unavailable_response(error)
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error: HTTPException) -> ResponseReturnValue:

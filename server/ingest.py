@@ -1,13 +1,20 @@
 """Applying one batch of one store, in one transaction.
 
 The server trusts nothing the client mapped: it re-checks every digest and
-maps the raw records again with the shared schemas. Writes are set-based:
-one lookup of the rows the batch touches, one multi-row insert per table,
-one ledger insert. A batch is idempotent: the same body under the same seq
-replays the stored response, another body under that seq is a conflict.
-Rows are built the same way for every store: the table's model comes from
-`record_model(spec.table)`, and each secret column of the spec is stored
-as `<name>_encrypted` beside the `<name>_hint` the mapping made.
+maps the raw records again with the shared schemas; `outcomes` decides what
+becomes of each record. Writes are set-based, a handful of statements
+whatever the batch's size: one multi-row insert and one update (executemany)
+of the table, one insert each of quarantine, conflicts and ledger rows, and
+the batch's own row. All of it commits together or not at all: a dropped
+connection leaves nothing of the batch behind (503, send it again).
+
+A batch is idempotent: the same body under the same seq replays the stored
+response, another body under that seq is 409 `batch_mismatch`. A dry run
+does everything, the table writes included, inside a savepoint it then
+rolls back; it keeps the ledger and the batch so `complete` can verify.
+A collision with a concurrent writer (another user inserting the same UUID
+at that instant) is retried, deciding afresh; after three collisions in a
+row the answer is 409 `concurrent_write`.
 """
 
 from __future__ import annotations
@@ -15,46 +22,42 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import UniqueConstraint, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from lsmigrate.server.crypto import SecretBox, secret_box
 from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import (
     LedgerEntry,
-    MigratedRecord,
     MigrationBatch,
+    MigrationConflict,
     MigrationSession,
     QuarantinedRecord,
     record_model,
 )
+from lsmigrate.server.outcomes import Batch
 from lsmigrate.server.payloads import load_body
+from lsmigrate.server.plans import Plan, plan_batch
+from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.user_records import records_changed
 from lsmigrate.shared.catalog import spec_for_key
-from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
-from lsmigrate.shared.stores import StoreSpec
 
 _BATCH_REQUEST = BatchRequest()
+ATTEMPTS = 3
 
 
-@dataclass
-class _Plan:
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    ledger: list[dict[str, Any]] = field(default_factory=list)
-    quarantine: list[dict[str, Any]] = field(default_factory=list)
-    results: list[dict[str, Any]] = field(default_factory=list)
+def _session_closed() -> Conflict:
+    return Conflict("This migration session no longer accepts batches.", code="session_closed")
 
 
 def _stored_response(session_id: uuid.UUID, seq: int, fingerprint: str) -> dict[str, Any] | None:
-    batch = db.session.get(MigrationBatch, (session_id, seq))
+    batch = db.session.get(MigrationBatch, (session_id, seq), populate_existing=True)
     if batch is None:
         return None
     if batch.fingerprint != fingerprint:
@@ -66,12 +69,12 @@ def _stored_response(session_id: uuid.UUID, seq: int, fingerprint: str) -> dict[
     return batch.response
 
 
-def _refuse_resent(session: MigrationSession, key: str, offset: int, count: int) -> None:
+def _refuse_resent(session_id: uuid.UUID, key: str, offset: int, count: int) -> None:
     overlap = db.session.scalar(
         select(func.count())
         .select_from(LedgerEntry)
         .where(
-            LedgerEntry.session_id == session.id,
+            LedgerEntry.session_id == session_id,
             LedgerEntry.key == key,
             LedgerEntry.index >= offset,
             LedgerEntry.index < offset + count,
@@ -84,140 +87,96 @@ def _refuse_resent(session: MigrationSession, key: str, offset: int, count: int)
         )
 
 
-def _owners(model: Any, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str]]:
-    if not ids:
-        return {}
-    query = select(model.id, model.user_id, model.source_digest).where(model.id.in_(ids))
-    return {row_id: (owner, digest) for row_id, owner, digest in db.session.execute(query)}
-
-
-def _names_unique(model: Any) -> bool:
-    """True when the table's rows have a name unique per user (environments)."""
-    return any(
-        isinstance(constraint, UniqueConstraint)
-        and {column.name for column in constraint.columns} == {"user_id", "name"}
-        for constraint in model.__table__.constraints
+def _close_conflicts(batch: Batch, plan: Plan) -> None:
+    """Earlier open conflicts whose record a newer version superseded: closed, their record quarantined."""
+    if not plan.closed_conflicts:
+        return
+    query = select(MigrationConflict).where(
+        MigrationConflict.session_id == batch.session_id,
+        tuple_(MigrationConflict.key, MigrationConflict.index).in_(plan.closed_conflicts),
     )
-
-
-def _names_taken(model: Any, user_id: str, names: list[str]) -> dict[str, uuid.UUID]:
-    if not names:
-        return {}
-    query = select(model.name, model.id).where(model.user_id == user_id, model.name.in_(names))
-    return {name: row_id for name, row_id in db.session.execute(query)}
-
-
-def _secret_free(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
-    if not isinstance(raw, dict):
-        return raw
-    return {
-        key: {"$encrypted": box.encrypt(value)} if key in spec.secret_fields and isinstance(value, str) else value
-        for key, value in raw.items()
-    }
-
-
-def _db_row(
-    spec: StoreSpec, mapped: MappedRecord, row_id: uuid.UUID, session: MigrationSession, box: SecretBox
-) -> dict[str, Any]:
-    assert mapped.row is not None
-    row = dict(mapped.row)
-    row["id"] = row_id
-    row["created_at"] = datetime.fromisoformat(row["created_at"])
-    row["updated_at"] = datetime.fromisoformat(row["updated_at"])
-    row["user_id"] = session.user_id
-    row["source_digest"] = mapped.digest
-    row["migration_session_id"] = session.id
-    # Every row of a batch gets the same keys (one multi-row insert): a secret
-    # column the record lacks is stored as NULL, not left out.
-    for column in spec.mapper.columns:
-        if column.secret:
-            secret = mapped.secrets.get(column.name)
-            row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
-    return row
-
-
-def _plan(
-    spec: StoreSpec,
-    model: type[MigratedRecord],
-    key: str,
-    session: MigrationSession,
-    seq: int,
-    records: list[Any],
-    mapped: list[MappedRecord],
-) -> _Plan:
-    user_id = session.user_id
-    box = secret_box()
-    ids = {m.index: uuid.UUID(m.row["id"]) for m in mapped if m.row is not None}
-    owners = _owners(model, list(ids.values()))
-    foreign = {row_id for row_id in ids.values() if row_id in owners and owners[row_id][0] != user_id}
-    moved = {row_id: uuid.UUID(relocated_id(user_id, spec.name, str(row_id))) for row_id in foreign}
-    owners.update(_owners(model, list(moved.values())))
-    unique_names = _names_unique(model)
-    names = _names_taken(model, user_id, [m.row["name"] for m in mapped if m.row]) if unique_names else {}
-
-    plan = _Plan()
-    claimed: dict[uuid.UUID, str] = {}
-    for m in mapped:
-        raw = records[m.index - mapped[0].index]
-        source_id = raw.get("id") if isinstance(raw, dict) else None
-        warnings = list(m.warnings)
-        target_id: uuid.UUID | None = None
-        if m.row is None:
-            outcome = "quarantined"
-            plan.quarantine.append(
-                {
-                    "session_id": session.id,
-                    "user_id": user_id,
-                    "key": key,
-                    "index": m.index,
-                    "raw": _secret_free(spec, raw, box),
-                    "reasons": m.reasons,
-                    "created_at": datetime.now(UTC),
-                }
-            )
-        else:
-            target_id = ids[m.index]
-            if target_id in moved:
-                warnings.append({"code": "foreign_id", "field": "id"})
-                target_id = moved[target_id]
-            prior = claimed.get(target_id) or (owners[target_id][1] if target_id in owners else None)
-            name = m.row.get("name") if unique_names else None
-            if prior is not None:
-                outcome = "unchanged" if prior == m.digest else "conflict"
-            elif name is not None and names.get(name, target_id) != target_id:
-                outcome = "conflict"
-                warnings.append({"code": "name_taken", "field": "name"})
-                target_id = names[name]
-            else:
-                outcome = "inserted"
-                claimed[target_id] = m.digest
-                if name is not None:
-                    names[name] = target_id
-                plan.rows.append(_db_row(spec, m, target_id, session, box))
-        plan.ledger.append(
+    now = datetime.now(UTC)
+    for conflict in db.session.scalars(query):
+        conflict.status, conflict.resolution, conflict.resolved_at = "closed", "superseded", now
+        plan.quarantine.append(
             {
-                "session_id": session.id,
-                "key": key,
-                "index": m.index,
-                "batch_seq": seq,
-                "source_id": source_id,
-                "digest": m.digest,
-                "outcome": outcome,
-                "target_table": None if target_id is None else spec.table,
-                "target_id": target_id,
-                "warnings": warnings,
+                "session_id": conflict.session_id,
+                "user_id": conflict.user_id,
+                "key": conflict.key,
+                "index": conflict.index,
+                "raw": conflict.local,
+                "reasons": [{"code": "superseded", "field": "", "message": "a newer version came in the session"}],
+                "target_table": conflict.target_table,
+                "target_id": conflict.target_id,
+                "created_at": now,
             }
         )
-        result: dict[str, Any] = {
-            "index": m.index,
-            "outcome": outcome,
-            "target_id": None if target_id is None else str(target_id),
-            "warnings": warnings,
-        }
-        if m.reasons:
-            result["reasons"] = m.reasons
-        plan.results.append(result)
-    return plan
+    db.session.flush()
+
+
+def _write(batch: Batch, plan: Plan) -> None:
+    table = batch.model.__table__
+    savepoint = db.session.begin_nested() if batch.dry_run else None
+    if plan.inserts:
+        db.session.execute(insert(table), plan.inserts)
+    if plan.updates:
+        mine = (table.c.id == bindparam("b_id")) & (table.c.user_id == bindparam("b_user"))
+        db.session.execute(update(table).where(mine), plan.updates)
+    if savepoint is not None:
+        savepoint.rollback()  # every constraint was checked; nothing stays
+    _close_conflicts(batch, plan)
+    if plan.quarantine:
+        db.session.execute(insert(QuarantinedRecord.__table__), plan.quarantine)
+    if plan.conflicts:
+        db.session.execute(insert(MigrationConflict.__table__), plan.conflicts)
+    if plan.superseded:
+        ledger = LedgerEntry.__table__
+        earlier = (
+            (ledger.c.session_id == batch.session_id)
+            & (ledger.c.key == bindparam("b_key"))
+            & (ledger.c.index == bindparam("b_index"))
+        )
+        db.session.execute(update(ledger).where(earlier).values(outcome="superseded"), plan.superseded)
+    db.session.execute(insert(LedgerEntry.__table__), plan.ledger)
+
+
+def _apply(
+    batch: Batch, fingerprint: str, offset: int, records: list[Any], mapped: list[MappedRecord]
+) -> tuple[dict[str, Any], bool]:
+    """One attempt in one transaction: (the response, whether the user's rows changed)."""
+    lock_user(batch.user_id)
+    sessions = MigrationSession.__table__
+    touched = db.session.execute(
+        update(sessions)
+        .where(sessions.c.id == batch.session_id, sessions.c.status == "open")
+        .values(last_active_at=datetime.now(UTC))
+    )
+    if touched.rowcount == 0:  # type: ignore[attr-defined]
+        raise _session_closed()
+    replay = _stored_response(batch.session_id, batch.seq, fingerprint)  # a twin request may have won the lock
+    if replay is not None:
+        db.session.rollback()
+        return replay, False
+    _refuse_resent(batch.session_id, batch.key, offset, len(records))
+
+    plan = plan_batch(batch, records, mapped)
+    counts = Counter(result["outcome"] for result in plan.results)
+    response: dict[str, Any] = {"seq": batch.seq, "key": batch.key, "counts": dict(counts), "results": plan.results}
+    if batch.dry_run:
+        response["dry_run"] = True
+    _write(batch, plan)
+    db.session.add(
+        MigrationBatch(
+            session_id=batch.session_id,
+            seq=batch.seq,
+            key=batch.key,
+            fingerprint=fingerprint,
+            response=response,
+            created_at=datetime.now(UTC),
+        )
+    )
+    db.session.commit()
+    return response, not batch.dry_run and bool(plan.inserts or plan.updates)
 
 
 def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any]:
@@ -228,18 +187,16 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         return replay
     payload = load_body(_BATCH_REQUEST, body)
     if session.status != "open":
-        raise Conflict("This migration session is already complete.", code="session_closed")
+        raise _session_closed()
     spec = spec_for_key(payload["key"])
     if spec is None:
         raise Unprocessable(f"{payload['key']!r} is not a store lsmigrate migrates.", code="unknown_store")
-    model = record_model(spec.table)
-    records, digests = payload["records"], payload["digests"]
+    records, digests, key = payload["records"], payload["digests"], payload["key"]
     limit = current_app.config["MAX_BATCH_RECORDS"]
     if len(records) > limit:
         raise PayloadTooLarge(f"A batch holds at most {limit} records.", code="too_many_records")
     if len(digests) != len(records):
         raise Unprocessable("There must be one digest per record.", code="digest_mismatch")
-    key = payload["key"]
     mapped = spec.map(
         records, key=key, user_id=session.user_id, migrated_at=session.created_at, offset=payload["offset"]
     )
@@ -248,36 +205,21 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         raise Unprocessable(
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
-    _refuse_resent(session, key, payload["offset"], len(records))
-
-    plan = _plan(spec, model, key, session, seq, records, mapped)
-    counts = Counter(result["outcome"] for result in plan.results)
-    response = {"seq": seq, "key": key, "counts": dict(counts), "results": plan.results}
-    if plan.rows:
-        db.session.execute(insert(model.__table__), plan.rows)
-    if plan.quarantine:
-        db.session.execute(insert(QuarantinedRecord.__table__), plan.quarantine)
-    if plan.ledger:
-        db.session.execute(insert(LedgerEntry.__table__), plan.ledger)
-    db.session.add(
-        MigrationBatch(
-            session_id=session.id,
-            seq=seq,
-            key=key,
-            fingerprint=fingerprint,
-            response=response,
-            created_at=datetime.now(UTC),
-        )
-    )
-    try:
-        db.session.commit()
-    except IntegrityError as error:
-        # A concurrent request with the same seq, or rows it just inserted, won the race.
-        db.session.rollback()
-        replay = _stored_response(session.id, seq, fingerprint)
-        if replay is not None:
-            return replay
-        raise Conflict("The batch collided with a concurrent write; send it again.", code="concurrent_write") from error
-    if plan.rows:
-        records_changed(session.user_id)
-    return response
+    batch = Batch(spec, record_model(spec.table), session.id, session.user_id, session.dry_run, key, seq)
+    for _ in range(ATTEMPTS):
+        try:
+            response, changed = _apply(batch, fingerprint, payload["offset"], records, mapped)
+        except IntegrityError as error:
+            # A concurrent request with the same seq, or another user's row with the same id, won the race.
+            db.session.rollback()
+            collision = error
+            replay = _stored_response(batch.session_id, seq, fingerprint)
+            if replay is not None:
+                return replay
+            continue
+        if changed:
+            records_changed(batch.user_id, write_through=False)  # complete writes the snapshot through
+        return response
+    raise Conflict(
+        "The batch kept colliding with concurrent writes; send it again.", code="concurrent_write"
+    ) from collision

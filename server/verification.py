@@ -2,7 +2,13 @@
 
 A key may be deleted from localStorage only when the ledger holds exactly
 the records the client read from it (same count, same digest over their
-digests in source order) and every one of them is accounted for.
+digests in source order) and every one of them is accounted for: in a row
+(inserted, updated, unchanged) or in the quarantine (quarantined,
+superseded, kept_server). A key with a record in open conflict is kept
+(reason `open_conflicts`) until the conflict is resolved; `complete` may be
+called again then. A mismatch is 409 with the differences and no key. A dry
+run answers the same, with `"dry_run": true`: the client deletes nothing.
+A rolled-back session cannot complete (409 `session_closed`).
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from sqlalchemy import select
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import LedgerEntry, MigrationSession
+from lsmigrate.server.user_records import records_changed
 from lsmigrate.shared.canonical import manifest_digest
 
 # Outcomes that leave the record in a row or the quarantine, with nothing to decide.
-ACCOUNTED_OUTCOMES = frozenset({"inserted", "updated", "unchanged", "quarantined", "superseded"})
+ACCOUNTED_OUTCOMES = frozenset({"inserted", "updated", "unchanged", "quarantined", "superseded", "kept_server"})
 
 
 def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str]]]:
@@ -46,6 +53,8 @@ def _mismatch(key: str, entries: list[tuple[int, str, str]], claimed: dict[str, 
 
 def complete_session(session: MigrationSession, manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Verify the manifest; on a match mark the session verified and list the deletable keys."""
+    if session.status == "rolled_back":
+        raise Conflict("This migration session was rolled back; no key may be deleted.", code="session_closed")
     ledger = _ledger_by_key(session)
     mismatches = []
     for key in sorted(set(manifest) | set(ledger)):
@@ -65,15 +74,20 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
         counts[key] = dict(outcomes)
         unaccounted = {outcome: n for outcome, n in outcomes.items() if outcome not in ACCOUNTED_OUTCOMES}
         if unaccounted:
-            kept[key] = {"reason": "unresolved_records", "outcomes": unaccounted}
+            reason = "open_conflicts" if set(unaccounted) == {"conflict"} else "unresolved_records"
+            kept[key] = {"reason": reason, "outcomes": unaccounted}
         else:
             deletable.append(key)
     if session.status == "open":
         session.status = "verified"
         session.completed_at = datetime.now(UTC)
         db.session.commit()
+        if not session.dry_run:
+            # The batches only dropped the cached snapshot; the finished session writes it through once.
+            records_changed(session.user_id)
     return {
         "session_id": str(session.id),
+        "dry_run": session.dry_run,
         "verified": True,
         "deletable_keys": deletable,
         "kept_keys": kept,

@@ -18,7 +18,7 @@ from tests.fixtures_services import PostgresServer, RedisServer
 
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, "
-    "migration_ledger, quarantine, migration_batches, migration_sessions"
+    "migration_conflicts, migration_ledger, quarantine, migration_batches, migration_sessions"
 )
 
 

@@ -14,11 +14,15 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
+
+from lsmigrate.server import create_app
+from lsmigrate.server.extensions import db
 
 #: Debian's Chromium, for Playwright (it cannot download its own here), and its arguments.
 CHROMIUM = "/usr/bin/chromium"
@@ -166,6 +170,16 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): it keeps its port and its data but answers nothing."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server answer again (SIGCONT), with the data it held."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
@@ -187,3 +201,35 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis server for one test, which may stop, pause or restart it (on the same port)."""
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.resume()  # a paused server would not act on SIGTERM
+        server.stop()
+
+
+@pytest.fixture
+def make_app(app: Flask, postgres: PostgresServer) -> Iterator[Callable[..., Flask]]:
+    """make_app(redis_url, **config): one more app on the session's emptied PostgreSQL, e.g. on its own Redis.
+
+    It shares the `app` fixture's secret key, so the `auth` fixture's tokens are valid there too.
+    """
+    made: list[Flask] = []
+
+    def build(redis_url: str | None, **config: Any) -> Flask:
+        settings = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": postgres.url, "SECRET_KEY": app.config["SECRET_KEY"]}
+        made.append(create_app({**settings, "REDIS_URL": redis_url, **config}))
+        return made[-1]
+
+    yield build
+    for each in made:
+        with each.app_context():
+            db.engine.dispose()

@@ -1,10 +1,35 @@
-"""Building protocol bodies in tests."""
+"""Building protocol bodies and calling the protocol in tests; reading the database behind the app."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from lsmigrate.server import create_app
+from lsmigrate.server.auth import issue_token
+from lsmigrate.server.extensions import db
 from lsmigrate.shared.canonical import digest, manifest_digest
+from tests.fixtures_services import PostgresServer, free_port
+
+API = "/api/migration"
+TOKEN = "ghp_TOPSECRETtokenvalue0123456789"
+#: The tables of migrated records, for dumps that must compare equal.
+DUMPED_TABLES = ("tasks", "environments", "form_drafts", "user_preferences")
+#: Every table the app writes.
+ALL_TABLES = (
+    *DUMPED_TABLES,
+    "migration_sessions",
+    "migration_batches",
+    "migration_ledger",
+    "quarantine",
+    "migration_conflicts",
+)
 
 
 def batch_body(key: str, records: list[Any], offset: int = 0) -> dict[str, Any]:
@@ -15,3 +40,132 @@ def batch_body(key: str, records: list[Any], offset: int = 0) -> dict[str, Any]:
 def manifest_entry(records: list[Any]) -> dict[str, Any]:
     """The manifest entry of a key holding `records`."""
     return {"count": len(records), "digest": manifest_digest(digest(r) for r in records)}
+
+
+def open_session(
+    client: FlaskClient, headers: dict[str, str], client_id: str = "client-1", *, dry_run: bool = False
+) -> str:
+    """POST /sessions; the session id."""
+    body: dict[str, Any] = {"client_session_id": client_id}
+    if dry_run:
+        body["dry_run"] = True
+    response = client.post(f"{API}/sessions", json=body, headers=headers)
+    assert response.status_code in (200, 201), response.json
+    return str(response.json["session_id"])
+
+
+def put(client: FlaskClient, headers: dict[str, str], sid: str, seq: int, body: dict[str, Any]) -> Any:
+    """PUT one batch; the response."""
+    return client.put(f"{API}/sessions/{sid}/batches/{seq}", json=body, headers=headers)
+
+
+def complete(client: FlaskClient, headers: dict[str, str], sid: str, keys: dict[str, list[Any]]) -> Any:
+    """POST /complete with the manifest of `keys` (key -> its records); the response."""
+    manifest = {key: manifest_entry(records) for key, records in keys.items()}
+    return client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+
+
+def migrate(
+    client: FlaskClient,
+    headers: dict[str, str],
+    keys: dict[str, list[Any]],
+    client_id: str = "client-1",
+    *,
+    dry_run: bool = False,
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """One whole session, one batch per key: (session id, batch responses, the complete answer)."""
+    sid = open_session(client, headers, client_id, dry_run=dry_run)
+    answers = []
+    for seq, (key, records) in enumerate(keys.items()):
+        response = put(client, headers, sid, seq, batch_body(key, records))
+        assert response.status_code == 200, response.json
+        answers.append(response.json)
+    verdict = complete(client, headers, sid, keys)
+    assert verdict.status_code == 200, verdict.json
+    return sid, answers, dict(verdict.json)
+
+
+def db_rows(postgres: PostgresServer, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Rows of a query, on a connection of its own."""
+    with psycopg.connect(postgres.conninfo) as connection:
+        return connection.execute(query, params or None).fetchall()
+
+
+def dump(postgres: PostgresServer, tables: tuple[str, ...] = DUMPED_TABLES) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of `tables`, every column, in key order: equal dumps mean equal contents."""
+    return {table: db_rows(postgres, f"SELECT * FROM {table} ORDER BY 1, 2, 3") for table in tables}
+
+
+@contextmanager
+def before_statement(app: Flask, prefix: str, action: Callable[[Any], None], *, times: int = 1) -> Iterator[None]:
+    """Run `action(dbapi_cursor)` just before the app's next `times` statements that start with `prefix`."""
+    remaining = [times]
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if remaining[0] > 0 and statement.lstrip().upper().startswith(prefix.upper()):
+            remaining[0] -= 1
+            action(cursor)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def terminate_backend(postgres: PostgresServer) -> Callable[[Any], None]:
+    """An action that kills the cursor's PostgreSQL backend from another connection, and waits until it is gone."""
+
+    def kill(cursor: Any) -> None:
+        pid = cursor.connection.info.backend_pid
+        with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+            assert connection.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone() == (True,)
+
+    return kill
+
+
+@contextmanager
+def colliding_ledger_row(app: Flask, postgres: PostgresServer, sid: str) -> Iterator[None]:
+    """Before each ledger insert another writer commits ledger row (sid, task-store, 0), gone again after."""
+
+    def add(cursor: Any) -> None:
+        with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+            connection.execute(
+                "INSERT INTO migration_ledger (session_id, key, index, batch_seq, digest, outcome, warnings)"
+                " VALUES (%s, 'task-store', 0, 99, %s, 'unchanged', '[]')",
+                (sid, "0" * 64),
+            )
+
+    def remove(context: Any) -> None:
+        with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+            connection.execute("DELETE FROM migration_ledger WHERE batch_seq = 99")
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "handle_error", remove)
+    try:
+        with before_statement(app, "INSERT INTO migration_ledger", add, times=100):
+            yield
+    finally:
+        event.remove(engine, "handle_error", remove)
+
+
+@contextmanager
+def unreachable_app() -> Iterator[tuple[FlaskClient, dict[str, str]]]:
+    """(a test client, a valid Authorization header) of an app whose PostgreSQL is not there."""
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/lsmigrate",
+            "SECRET_KEY": "test-secret-key",
+        }
+    )
+    with app.app_context():
+        headers = {"Authorization": f"Bearer {issue_token('alice')}"}
+    try:
+        yield app.test_client(), headers
+    finally:
+        with app.app_context():
+            db.engine.dispose()

@@ -7,24 +7,36 @@ import json
 import uuid
 from typing import Any
 
-import psycopg
+import flask_migrate
 import pytest
 import redis
 from flask.testing import FlaskClient
 
-from lsmigrate.server import ingest
+from lsmigrate.server import create_app, ingest
+from lsmigrate.server.auth import issue_token
+from lsmigrate.server.extensions import db
 from lsmigrate.server.models import RECORD_MODELS, record_model
 from lsmigrate.shared.catalog import STORES, spec_for_key
-from tests.fixtures_services import PostgresServer, RedisServer
-from tests.migration_helpers import batch_body, manifest_entry
+from tests.fixtures_services import RedisServer
+from tests.migration_helpers import (
+    ALL_TABLES,
+    API,
+    TOKEN,
+    batch_body,
+    db_rows,
+    dump,
+    manifest_entry,
+    migrate,
+    open_session,
+    put,
+)
 
-API = "/api/migration"
-TOKEN = "ghp_TOPSECRETtokenvalue0123456789"
 TASKS = [
     {"id": "task-1", "title": "First", "status": "IN_PROGRESS", "createdAt": "2024-01-15T10:30:00.000Z"},
     {"id": str(uuid.uuid4()), "title": "Second", "status": "DONE", "mode": "ask"},
     {"id": "task-3", "title": "Third", "pullRequest": {"url": "https://x/pull/1", "number": 1}},
 ]
+
 ENVIRONMENTS = [{"id": "env-1", "name": "Production", "githubToken": TOKEN}]
 DRAFT_KEY = "react-hook-form-task-form"
 DRAFT = {
@@ -44,16 +56,6 @@ PREFERENCES = {
 }
 
 
-def open_session(client: FlaskClient, headers: dict[str, str], client_id: str = "client-1") -> str:
-    response = client.post(f"{API}/sessions", json={"client_session_id": client_id}, headers=headers)
-    assert response.status_code in (200, 201), response.json
-    return str(response.json["session_id"])
-
-
-def put(client: FlaskClient, headers: dict[str, str], sid: str, seq: int, body: dict[str, Any]) -> Any:
-    return client.put(f"{API}/sessions/{sid}/batches/{seq}", json=body, headers=headers)
-
-
 def migrate_all(client: FlaskClient, headers: dict[str, str], client_id: str = "client-1") -> dict[str, Any]:
     sid = open_session(client, headers, client_id)
     assert put(client, headers, sid, 0, batch_body("task-store", TASKS[:2])).status_code == 200
@@ -63,11 +65,6 @@ def migrate_all(client: FlaskClient, headers: dict[str, str], client_id: str = "
     response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
     assert response.status_code == 200, response.json
     return dict(response.json)
-
-
-def db_rows(postgres: PostgresServer, query: str) -> list[tuple[Any, ...]]:
-    with psycopg.connect(postgres.conninfo) as connection:
-        return connection.execute(query).fetchall()
 
 
 def migrate_documents(
@@ -111,20 +108,55 @@ def test_another_users_session_is_forbidden(client, auth) -> None:
     assert response.json["error"]["code"] == "foreign_session"
 
 
-def test_running_the_same_migration_again_adds_no_rows(client, auth, postgres) -> None:
-    migrate_all(client, auth("alice"), "run-1")
-    again = migrate_all(client, auth("alice"), "run-2")
-    assert again["counts"]["task-store"] == {"unchanged": 3}
-    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(3,)]
+def every_store() -> dict[str, list[Any]]:
+    return {
+        "task-store": [*TASKS, "junk", {"id": "task-1", "title": "Dup", "updatedAt": "2020-01-01T00:00:00.000Z"}],
+        "environments": [*ENVIRONMENTS, {"id": "env-2", "name": "Production"}],
+        DRAFT_KEY: [DRAFT],
+        "user-preferences": [PREFERENCES],
+    }
+
+
+LEDGER = (
+    "SELECT key, index, batch_seq, source_id, digest, target_table, target_id, warnings, version_at"
+    " FROM migration_ledger WHERE session_id = %s ORDER BY key, index"
+)
+
+
+def ledger(postgres: Any, sid: str) -> list[tuple[Any, ...]]:
+    # A rename happens when the row is written: the second run finds the renamed row unchanged, without the warning.
+    return [
+        (*entry[:7], [w for w in entry[7] if w["code"] != "name_taken"], *entry[8:])
+        for entry in db_rows(postgres, LEDGER, sid)
+    ]
+
+
+def test_the_whole_migration_twice_gives_the_same_rows_and_ledger_and_all_unchanged(client, auth, postgres) -> None:
+    headers = auth("alice")
+    first, answers, verdict = migrate(client, headers, every_store(), "run-1")
+    assert verdict["deletable_keys"] == sorted(every_store())
+    rows = dump(postgres)
+    second, again, verdict = migrate(client, headers, every_store(), "run-2")
+    assert dump(postgres) == rows
+    assert ledger(postgres, second) == ledger(postgres, first)
+    firsts = [r["outcome"] for answer in answers for r in answer["results"]]
+    seconds = [r["outcome"] for answer in again for r in answer["results"]]
+    # What was written is now unchanged; what went to the quarantine goes there again.
+    assert seconds == ["unchanged" if o in ("inserted", "updated") else o for o in firsts]
+    assert set(firsts) == {"inserted", "quarantined", "superseded"}
+    assert verdict["deletable_keys"] == sorted(every_store())
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger WHERE pre_image IS NOT NULL") == [(0,)]
 
 
 def test_the_same_batch_twice_replays_the_stored_response(client, auth, postgres) -> None:
     headers = auth("alice")
     sid = open_session(client, headers)
     first = put(client, headers, sid, 0, batch_body("task-store", TASKS))
+    everything = dump(postgres, ALL_TABLES)
     second = put(client, headers, sid, 0, batch_body("task-store", TASKS))
     assert second.status_code == 200
     assert second.json == first.json
+    assert dump(postgres, ALL_TABLES) == everything
     assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(3,)]
     assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(3,)]
 
@@ -163,20 +195,22 @@ def test_a_uuid_owned_by_another_user_is_never_touched(client, auth, postgres) -
     assert rows == [(shared_id, "alice", "Alice's"), (result["target_id"], "bob", "Bob's")]
 
 
-def test_a_changed_record_is_a_conflict_and_its_key_is_kept(client, auth, postgres) -> None:
+def test_a_changed_record_without_a_newer_timestamp_keeps_the_row_and_quarantines_it(client, auth, postgres) -> None:
+    # newest_wins, the tasks' policy: TASKS[0] has no updatedAt, so nothing says it is newer than the row.
     headers = auth("alice")
     migrate_all(client, headers, "run-1")
     changed = [dict(TASKS[0], title="First, edited"), *TASKS[1:]]
     sid = open_session(client, headers, "run-2")
     response = put(client, headers, sid, 0, batch_body("task-store", changed))
-    assert response.json["counts"] == {"conflict": 1, "unchanged": 2}
+    assert response.json["counts"] == {"kept_server": 1, "unchanged": 2}
     verdict = client.post(
         f"{API}/sessions/{sid}/complete", json={"manifest": {"task-store": manifest_entry(changed)}}, headers=headers
     )
     assert verdict.status_code == 200
-    assert verdict.json["deletable_keys"] == []
-    assert verdict.json["kept_keys"]["task-store"]["outcomes"] == {"conflict": 1}
+    assert verdict.json["deletable_keys"] == ["task-store"]
     assert db_rows(postgres, "SELECT title FROM tasks WHERE title LIKE 'First%'") == [("First",)]
+    quarantined = db_rows(postgres, "SELECT index, raw, reasons->0->>'code' FROM quarantine")
+    assert quarantined == [(0, changed[0], "kept_server")]
 
 
 def test_bad_records_go_to_the_quarantine_with_their_raw_value(client, auth, postgres) -> None:
@@ -249,14 +283,18 @@ def test_the_same_draft_and_preferences_again_are_unchanged(client, auth, postgr
     assert preferences == [(PREFERENCES, first_sid)]
 
 
-def test_an_edited_draft_is_a_conflict_and_its_key_is_kept(client, auth, postgres) -> None:
+def test_an_edited_draft_keeps_the_row_and_its_key_goes_with_the_draft_in_the_quarantine(
+    client, auth, postgres
+) -> None:
+    # A draft has no timestamp field: under newest_wins nothing says the local one is newer.
     headers = auth("alice")
     migrate_documents(client, headers, "run-1")
     edited = dict(DRAFT, title="Edited since")
     _, verdict = migrate_documents(client, headers, "run-2", draft=edited)
-    assert verdict["counts"][DRAFT_KEY] == {"conflict": 1}
-    assert verdict["deletable_keys"] == ["user-preferences"]
+    assert verdict["counts"][DRAFT_KEY] == {"kept_server": 1}
+    assert verdict["deletable_keys"] == [DRAFT_KEY, "user-preferences"]
     assert db_rows(postgres, "SELECT data FROM form_drafts") == [(DRAFT,)]
+    assert db_rows(postgres, "SELECT raw FROM quarantine") == [(edited,)]
 
 
 @pytest.mark.parametrize("spec", list(STORES), ids=lambda spec: spec.name)
@@ -283,6 +321,22 @@ def test_a_store_without_a_model_is_a_configuration_error(client, auth, postgres
     assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
 
 
+def redis_text(url: str) -> str:
+    """Every value Redis holds, whatever its type, as text."""
+    cache = redis.Redis.from_url(url)
+    parts = []
+    for name in cache.keys():
+        parts.append(repr(name))
+        kind = cache.type(name)
+        if kind == b"string":
+            parts.append(repr(cache.get(name)))
+        elif kind == b"hash":
+            parts.append(repr(cache.hgetall(name)))
+        else:
+            parts.append(repr(cache.dump(name)))
+    return "\n".join(parts)
+
+
 def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, postgres, redis_server) -> None:
     headers = auth("alice")
     verdict = migrate_all(client, headers)
@@ -292,23 +346,17 @@ def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, 
     stored = db_rows(postgres, "SELECT github_token_encrypted, metadata::text FROM environments")
     ledger = db_rows(postgres, "SELECT warnings::text FROM migration_ledger")
     batches = db_rows(postgres, "SELECT response::text FROM migration_batches")
-    cached = [
-        redis.Redis.from_url(redis_server.url).get(k) or b"" for k in redis.Redis.from_url(redis_server.url).keys()
-    ]
     assert stored[0][0] and TOKEN not in stored[0][0]
-    for text in [everything, *map(str, stored), *map(str, ledger), *map(str, batches), *map(str, cached)]:
+    for text in [everything, *map(str, stored), *map(str, ledger), *map(str, batches), redis_text(redis_server.url)]:
         assert TOKEN not in text
 
 
-def test_reads_are_served_from_redis_and_refreshed_after_a_batch(client, auth, redis_server: RedisServer) -> None:
+def test_reads_see_a_batch_as_soon_as_it_is_committed(client, auth, redis_server: RedisServer) -> None:
     headers = auth("alice")
-    client.get("/api/tasks", headers=headers)
-    cache = redis.Redis.from_url(redis_server.url)
-    assert json.loads(cache.get("lsmigrate:user:alice:tasks")) == []
+    assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
+    assert "alice" in redis_text(redis_server.url)  # the empty answer was cached
     migrate_all(client, headers)
-    assert cache.get("lsmigrate:user:alice:tasks") is None
     assert len(client.get("/api/tasks", headers=headers).json["tasks"]) == 3
-    assert len(json.loads(cache.get("lsmigrate:user:alice:tasks"))) == 3
 
 
 @pytest.mark.parametrize(
@@ -380,3 +428,76 @@ def test_errors_outside_the_protocol_use_the_envelope_too(client) -> None:
     assert response.status_code == 404
     assert response.json["error"]["code"] == "not_found"
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_the_github_token_in_clear_is_in_no_response_log_or_row(
+    client, auth, postgres, app, caplog, monkeypatch
+) -> None:
+    monkeypatch.setitem(app.config, "CONFLICT_POLICIES", {"environments": "ask"})
+    caplog.set_level("DEBUG")
+    headers = auth("alice")
+    older = {"id": "env-1", "name": "Prod", "githubToken": TOKEN, "updatedAt": "2024-01-01T00:00:00.000Z"}
+    seed, _, _ = migrate(client, headers, {"environments": [older]}, "seed")
+    responses = [client.get(f"{API}/sessions/{seed}", headers=headers)]
+    records = [
+        older | {"description": "conflict", "updatedAt": "2024-02-01T00:00:00.000Z"},  # ask: conflict
+        {"id": "env-2", "name": {"bad": "name"}, "githubToken": TOKEN},  # quarantined
+        {"id": "env-3", "name": "Other", "githubToken": TOKEN, "updatedAt": "2024-01-01T00:00:00.000Z"},
+        {"id": "env-3", "name": "Other", "githubToken": TOKEN + "x", "updatedAt": "2024-02-01T00:00:00.000Z"},
+    ]
+    sid, answers, verdict = migrate(client, headers, {"environments": records}, "second")
+    responses.append(client.get(f"{API}/sessions/{sid}/conflicts", headers=headers))
+    responses.append(client.get(f"{API}/sessions/{sid}/quarantine", headers=headers))
+    conflict_id = answers[0]["results"][0]["conflict_id"]
+    responses.append(
+        client.post(f"{API}/sessions/{sid}/conflicts/{conflict_id}", json={"keep": "local"}, headers=headers)
+    )
+    responses.append(client.get("/api/environments", headers=headers))
+    responses.append(client.post(f"{API}/sessions/{sid}/rollback", headers=headers))
+    texts = [json.dumps(answers), json.dumps(verdict), caplog.text, *(r.get_data(as_text=True) for r in responses)]
+    for table in ALL_TABLES:
+        texts.append(str(db_rows(postgres, f"SELECT * FROM {table}")))
+    assert [r.status_code for r in responses] == [200] * len(responses)
+    assert db_rows(postgres, "SELECT count(*) FROM quarantine WHERE session_id = %s", sid) == [(2,)]
+    for text in texts:
+        assert TOKEN not in text
+
+
+def test_the_sqlite_default_runs_the_whole_protocol(tmp_path) -> None:
+    app = create_app(
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}",
+            "SECRET_KEY": "k",
+            "CONFLICT_POLICIES": {"environments": "ask"},
+        }
+    )
+    client = app.test_client()
+    with app.app_context():
+        flask_migrate.upgrade()
+        headers = {"Authorization": f"Bearer {issue_token('alice')}"}
+    try:
+        keys = {"task-store": TASKS + ["junk"], "environments": ENVIRONMENTS, DRAFT_KEY: [DRAFT]}
+        _, answers, _ = migrate(client, headers, keys, "dry", dry_run=True)
+        assert [r["outcome"] for r in answers[0]["results"]] == ["inserted"] * 3 + ["quarantined"]
+        assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
+        first, _, verdict = migrate(client, headers, keys, "first")
+        assert verdict["deletable_keys"] == sorted(keys)
+        newer = [dict(ENVIRONMENTS[0], name="Renamed", updatedAt="2030-01-01T00:00:00.000Z")]
+        second, answers, verdict = migrate(client, headers, {"environments": newer}, "second")
+        assert verdict["kept_keys"]["environments"]["reason"] == "open_conflicts"
+        conflict = answers[0]["results"][0]["conflict_id"]
+        resolved = client.post(f"{API}/sessions/{second}/conflicts/{conflict}", json={"keep": "local"}, headers=headers)
+        assert resolved.json["outcome"] == "updated"
+        assert client.get("/api/environments", headers=headers).json["environments"][0]["name"] == "Renamed"
+        assert client.post(f"{API}/sessions/{second}/rollback", headers=headers).json["restored"] == {"environments": 1}
+        assert client.get("/api/environments", headers=headers).json["environments"][0]["name"] == "Production"
+        assert client.post(f"{API}/sessions/{first}/rollback", headers=headers).json["deleted"] == {
+            "environments": 1,
+            "form_drafts": 1,
+            "tasks": 3,
+        }
+        assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
+    finally:
+        with app.app_context():
+            db.engine.dispose()

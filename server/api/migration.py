@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, request
+from flask import Blueprint, Flask, g, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.auth import authenticate
+from lsmigrate.server.conflicts import find_conflict, list_conflicts, resolve_conflict
 from lsmigrate.server.ingest import put_batch
+from lsmigrate.server.outcomes import conflict_policy
 from lsmigrate.server.payloads import load_body
+from lsmigrate.server.quarantine import list_quarantine
+from lsmigrate.server.rollback import rollback_session
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.verification import complete_session
-from lsmigrate.shared.protocol import CompleteRequest, SessionRequest
+from lsmigrate.shared.catalog import STORES
+from lsmigrate.shared.protocol import CompleteRequest, ResolveRequest, SessionRequest
 
 bp = Blueprint("migration", __name__, url_prefix="/api/migration")
 bp.before_request(authenticate)
 
 _SESSION_REQUEST = SessionRequest()
 _COMPLETE_REQUEST = CompleteRequest()
+_RESOLVE_REQUEST = ResolveRequest()
+
+
+@bp.record_once
+def _check_policies(state: BlueprintSetupState) -> None:
+    # A CONFLICT_POLICIES entry naming no policy fails when the app is built, not on a user's batch.
+    app: Flask = state.app  # type: ignore[assignment]
+    with app.app_context():
+        for spec in STORES:
+            conflict_policy(spec)
 
 
 @bp.post("/sessions")
 def create_session() -> ResponseReturnValue:
     """Open a session, or return the one already open for this client session id."""
     payload = load_body(_SESSION_REQUEST, request.get_data())
-    session, created = open_session(g.user_id, payload["client_session_id"])
+    session, created = open_session(g.user_id, payload["client_session_id"], payload["dry_run"])
     return describe_session(session), 201 if created else 200
 
 
 @bp.get("/sessions/<sid>")
 def show_session(sid: str) -> ResponseReturnValue:
-    """The session's status and acknowledged batches."""
+    """The session's status, acknowledged batches and per-key counts."""
     return describe_session(find_session(g.user_id, sid))
 
 
@@ -45,3 +61,30 @@ def complete(sid: str) -> ResponseReturnValue:
     session = find_session(g.user_id, sid)
     payload = load_body(_COMPLETE_REQUEST, request.get_data())
     return complete_session(session, payload["manifest"])
+
+
+@bp.get("/sessions/<sid>/conflicts")
+def show_conflicts(sid: str) -> ResponseReturnValue:
+    """The session's conflicts with both versions, secrets masked."""
+    return {"conflicts": list_conflicts(find_session(g.user_id, sid))}
+
+
+@bp.post("/sessions/<sid>/conflicts/<cid>")
+def resolve(sid: str, cid: str) -> ResponseReturnValue:
+    """Keep the local or the server version of one conflict's record."""
+    session = find_session(g.user_id, sid)
+    conflict = find_conflict(session, cid)
+    payload = load_body(_RESOLVE_REQUEST, request.get_data())
+    return resolve_conflict(session, conflict, payload["keep"])
+
+
+@bp.get("/sessions/<sid>/quarantine")
+def show_quarantine(sid: str) -> ResponseReturnValue:
+    """The session's quarantined records with their reasons, secrets masked."""
+    return {"records": list_quarantine(find_session(g.user_id, sid))}
+
+
+@bp.post("/sessions/<sid>/rollback")
+def rollback(sid: str) -> ResponseReturnValue:
+    """Undo the session on the server: its inserted rows deleted, its overwritten rows restored."""
+    return rollback_session(find_session(g.user_id, sid))

@@ -1,0 +1,123 @@
+"""Rate limits, with Flask-Limiter: per user, kept in Redis when there is one.
+
+- Key: the user of the request's bearer token; without a valid one, the
+  remote address (so forged tokens are limited too). Never the token itself.
+- Limits: RATELIMIT_DEFAULT (env LSMIGRATE_RATELIMIT_DEFAULT) on every route
+  but /healthz and the page's runtime under /lsmigrate/.
+- Storage: RATELIMIT_STORAGE_URI, which defaults to REDIS_URL, else memory.
+- Redis down: requests never fail. Flask-Limiter falls back to counting in
+  this process's memory (limits keep being enforced, per process, counted
+  from zero) and goes back to Redis once it answers. Its own warning becomes
+  the app's one Redis outage warning (lsmigrate.server.cache).
+- Over the limit: 429 in the API's error envelope, code `rate_limited`, with
+  `Retry-After` in seconds.
+
+Flask-Limiter keeps its storage on the Limiter object, so one Limiter cannot
+serve two apps: `rate_limits` is created unbound and `init_app` gives each
+app its own Limiter, kept in `app.extensions["lsmigrate_limiter"]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import redis
+from flask import Flask, current_app, has_app_context, make_response, request
+from flask.typing import ResponseReturnValue
+from flask_limiter import Limiter, RateLimitExceeded
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from lsmigrate.server.auth import user_from_token
+from lsmigrate.server.errors import Unauthorized, error_response
+from lsmigrate.server.extensions import cache
+
+#: Blueprints whose routes are never limited: the health check, and what the page loads.
+EXEMPT_BLUEPRINTS = frozenset({"health", "runtime"})
+
+
+def rate_limit_key() -> str:
+    """Whom a request counts against: its bearer token's user, else its remote address."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        try:
+            return f"user:{user_from_token(token.strip())}"
+        except Unauthorized:
+            pass  # counted against the address; the view answers 401
+    return f"address:{request.remote_addr or 'unknown'}"
+
+
+def _exempt() -> bool:
+    return request.blueprint in EXEMPT_BLUEPRINTS
+
+
+class RateLimits:
+    """Flask extension: one Flask-Limiter per app, configured from app.config."""
+
+    def __init__(self, app: Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Give `app` its Limiter and its 429 handler."""
+        storage_options: dict[str, Any] = {}
+        if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://", "redis+unix://")):
+            storage_options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 1)}
+        limiter = Limiter(
+            key_func=rate_limit_key,
+            key_prefix="lsmigrate",
+            storage_options=storage_options,
+            in_memory_fallback_enabled=True,
+            swallow_errors=True,
+        )
+        limiter.request_filter(_exempt)
+        limiter.init_app(app)
+        app.extensions["lsmigrate_limiter"] = limiter
+        app.register_error_handler(RateLimitExceeded, _too_many_requests)
+        logging.getLogger("flask-limiter").addFilter(_OUTAGE)
+
+
+def _retry_after(error: RateLimitExceeded) -> int:
+    """Whole seconds until the breached limit's window resets."""
+    limiter: Limiter = current_app.extensions["lsmigrate_limiter"]
+    breached = limiter.current_limit
+    window = error.limit.limit.get_expiry()
+    try:
+        reset_at = breached.window.reset_time if breached is not None else None
+    except redis.RedisError:
+        reset_at = None  # storage lost since the hit: the whole window is an upper bound
+    if reset_at is None:
+        return window
+    return min(window, max(1, math.ceil(reset_at - time.time())))
+
+
+def _too_many_requests(error: RateLimitExceeded) -> ResponseReturnValue:
+    seconds = _retry_after(error)
+    limit = str(error.limit.limit)
+    response = make_response(
+        error_response(
+            429,
+            "rate_limited",
+            f"Too many requests: the limit is {limit}. Retry in {seconds} s.",
+            {"limit": limit, "retry_after": seconds},
+        )
+    )
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+class _OutageWarning(logging.Filter):
+    """Flask-Limiter's "storage unreachable" warning, said once per outage as the app's Redis warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or "unreachable" not in record.getMessage() or not has_app_context():
+            return True
+        # Logged by the cache, once for the outage; kept as is when the cache has no Redis.
+        return not cache.report_failure("rate limit storage")
+
+
+_OUTAGE = _OutageWarning()
+rate_limits = RateLimits()

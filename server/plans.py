@@ -1,0 +1,214 @@
+"""The plan of one batch: the lookups `outcomes` decides on, and the parameters of the statements that follow.
+
+Per batch: one lookup of the rows the batch's ids name (a second only when
+some id is another user's), one lookup of the session's earlier ledger
+entries for those ids, the names (environments), and the images of the rows
+about to be overwritten, put in a conflict, or rebuilt into a superseded
+record. What comes out is a `Plan`: rows to insert and to update, ledger,
+quarantine and conflict rows, earlier ledger entries to mark superseded, and
+the response's per-record results.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from lsmigrate.server.crypto import secret_box
+from lsmigrate.server.extensions import db
+from lsmigrate.server.models import LedgerEntry
+from lsmigrate.server.outcomes import (
+    FOREIGN,
+    LIVE,
+    SUPERSEDED,
+    Batch,
+    Claim,
+    Decider,
+    Record,
+    Row,
+)
+from lsmigrate.server.quarantine import UNSTORABLE, encrypt_secrets, has_unstorable_text, quarantine_row, storable
+from lsmigrate.server.rows import db_row, fetch_images, local_version, source_record, stored_secrets
+from lsmigrate.server.rows import version_column as version_column_of
+from lsmigrate.shared.ids import relocated_id
+from lsmigrate.shared.mapping import MappedRecord
+
+
+@dataclass
+class Plan:
+    """The statements' parameters for one batch, and its response's results."""
+
+    inserts: list[dict[str, Any]] = field(default_factory=list)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    superseded: list[dict[str, Any]] = field(default_factory=list)
+    quarantine: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    closed_conflicts: list[tuple[str, int]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _rows(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Row]:
+    if not ids:
+        return {}
+    table = batch.model.__table__
+    column = version_column_of(batch.spec)
+    version = table.c[column] if column is not None else None
+    columns = [table.c.id, table.c.user_id, table.c.source_digest, table.c.migration_session_id]
+    query = select(*columns, *([version] if version is not None else [])).where(table.c.id.in_(ids))
+    return {
+        row[0]: Row(row[1], row[2], row[4] if version is not None else None, row[3])
+        for row in db.session.execute(query)
+    }
+
+
+def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
+    if not ids:
+        return {}
+    query = select(
+        LedgerEntry.target_id,
+        LedgerEntry.key,
+        LedgerEntry.index,
+        LedgerEntry.digest,
+        LedgerEntry.outcome,
+        LedgerEntry.version_at,
+        LedgerEntry.pre_image,
+    ).where(
+        LedgerEntry.target_id.in_(ids),
+        # Spelled so that the session's primary-key range (its whole ledger so far) cannot serve it: with
+        # statistics lagging a growing session the planner would scan that range on every batch instead of
+        # probing the target index once per id.
+        func.coalesce(LedgerEntry.session_id, LedgerEntry.session_id) == batch.session_id,
+        LedgerEntry.target_table == batch.spec.table,
+        LedgerEntry.outcome.in_(LIVE),
+    )
+    return {row[0]: Claim(*row[1:]) for row in db.session.execute(query)}
+
+
+def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dict[str, Any]]) -> Plan:
+    """The statements' parameters, once every record is decided and the images are in hand."""
+    batch, plan, box = decider.batch, Plan(), secret_box()
+    spec, table, now = batch.spec, batch.spec.table, datetime.now(UTC)
+    keep = not batch.dry_run  # a dry run writes no quarantine and no conflicts
+    for record in records:
+        index, target = record.mapped.index, record.target_id
+        if record.imaged:
+            record.pre_image = images[target]  # type: ignore[index]
+        if record.write is not None:
+            assert target is not None
+            row = db_row(spec, record.mapped, target, batch.owner, box)
+            if record.write == "insert":
+                plan.inserts.append(row)
+            else:
+                values = {name: value for name, value in row.items() if name not in ("id", "user_id")}
+                plan.updates.append({"b_id": target, "b_user": batch.user_id, **values})
+        if keep and record.outcome in ("quarantined", "superseded", "kept_server"):
+            where = None if target is None else (table, target)
+            plan.quarantine.append(
+                quarantine_row(spec, batch.owner, batch.key, index, record.raw, record.reasons, where)
+            )
+        if keep and record.outcome == "conflict":
+            record.conflict_id = uuid.uuid4()
+            plan.conflicts.append(
+                {
+                    "id": record.conflict_id,
+                    "session_id": batch.session_id,
+                    "user_id": batch.user_id,
+                    "key": batch.key,
+                    "index": index,
+                    "kind": "exists_differs",
+                    "target_table": table,
+                    "target_id": target,
+                    "local": encrypt_secrets(spec, record.raw, box),
+                    "local_digest": record.mapped.digest,
+                    "server": images[target],  # type: ignore[index]
+                    "status": "open",
+                    "resolution": None,
+                    "created_at": now,
+                    "resolved_at": None,
+                }
+            )
+        plan.ledger.append(_ledger_entry(batch, record))
+        result: dict[str, Any] = {
+            "index": index,
+            "outcome": record.outcome,
+            "target_id": None if target is None else str(target),
+            "warnings": record.warnings,
+        }
+        if record.reasons:
+            result["reasons"] = record.reasons
+        if record.conflict_id is not None:
+            result["conflict_id"] = str(record.conflict_id)
+        plan.results.append(result)
+    for claim, target in decider.rebuilt:
+        picture = images[target]
+        raw = source_record(spec, picture, stored_secrets(spec, picture, box))
+        plan.quarantine.append(
+            quarantine_row(spec, batch.owner, claim.key, claim.index, raw, [SUPERSEDED], (table, target))
+        )
+    plan.superseded = [{"b_key": claim.key, "b_index": claim.index} for claim in decider.superseded]
+    plan.closed_conflicts = decider.closed_conflicts
+    return plan
+
+
+def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
+    raw = record.raw
+    source_id = raw.get(batch.spec.id_field) if isinstance(raw, dict) and batch.spec.id_field else None
+    return {
+        "session_id": batch.session_id,
+        "key": batch.key,
+        "index": record.mapped.index,
+        "batch_seq": batch.seq,
+        "source_id": storable(source_id),
+        "digest": record.mapped.digest,
+        "outcome": record.outcome,
+        "target_table": None if record.target_id is None else batch.spec.table,
+        "target_id": record.target_id,
+        "warnings": record.warnings,
+        "version_at": record.version,
+        "pre_image": record.pre_image if record.outcome == "updated" else None,
+    }
+
+
+def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord]) -> Plan:
+    """Decide every record of the batch against the database and the session's ledger."""
+    decider, spec, user_id = Decider(batch), batch.spec, batch.user_id
+    every: list[Record] = []
+    pending: list[Record] = []
+    for one, raw in zip(mapped, records, strict=True):
+        record = Record(one, raw, warnings=list(one.warnings))
+        every.append(record)
+        unstorable = [UNSTORABLE] if has_unstorable_text(raw) else []
+        if one.row is None or unstorable:
+            record.reasons = [*one.reasons, *unstorable]
+        else:
+            record.target_id, record.version = uuid.UUID(one.row["id"]), local_version(spec, one)
+            pending.append(record)
+
+    rows = _rows(batch, {record.target_id for record in pending if record.target_id is not None})
+    foreign = {row_id for row_id, row in rows.items() if row.user_id != user_id}
+    if foreign:
+        moved = {row_id: uuid.UUID(relocated_id(user_id, spec.name, str(row_id))) for row_id in foreign}
+        rows.update(_rows(batch, set(moved.values())))
+        for record in pending:
+            if record.target_id in moved:
+                record.target_id = moved[record.target_id]
+                record.warnings.append({"code": "foreign_id", "field": decider.id_field})
+                if rows.get(record.target_id, Row(user_id, "", None, None)).user_id != user_id:
+                    record.target_id, record.reasons = None, [FOREIGN]
+        pending = [record for record in pending if record.target_id is not None]
+
+    groups: dict[uuid.UUID, list[Record]] = defaultdict(list)
+    for record in pending:
+        groups[record.target_id].append(record)  # type: ignore[index]
+    claims = _claims(batch, set(groups))
+    for target, group in groups.items():
+        row = rows.get(target)
+        decider.decide(target, group, claims.get(target), row if row is not None and row.user_id == user_id else None)
+    decider.name_rows([record for record in pending if record.write is not None])
+    return _finish(decider, every, fetch_images(batch.model, user_id, decider.images_wanted))

@@ -1,0 +1,190 @@
+"""The quarantine: raw source records that did not become a row, and why.
+
+A quarantined record keeps its raw value, whole. Secrets in it (a store's
+secret fields) are encrypted before it is stored and shown only as a hint
+(`{"$masked": "ghp_…abcd"}`) when listed. Reason codes:
+
+    not_an_object, invalid_id, wrong_type, invalid_value   the mapping refused it (shared.mapping)
+    unstorable_text    it holds text PostgreSQL cannot store (NUL, a lone surrogate)
+    superseded         a newer version of the same record came in the same session
+    kept_server        it differs from the user's row, and the row was kept
+    foreign_id         even its relocated id belongs to another user
+
+A raw value holding unstorable text is stored losslessly as
+`{"$json": <its canonical JSON, ASCII-escaped>}` and its reasons include
+`unstorable_text`; listing gives the original value back. The same wrapper
+keeps such a source id in the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from lsmigrate.server.crypto import SecretBox, secret_box
+from lsmigrate.server.extensions import db
+from lsmigrate.server.models import MigrationSession, QuarantinedRecord
+from lsmigrate.shared.catalog import spec_for_key
+from lsmigrate.shared.mapping import secret_hint
+from lsmigrate.shared.stores import StoreSpec
+
+UNSTORABLE = {
+    "code": "unstorable_text",
+    "field": "",
+    "message": "holds NUL or a lone surrogate, which no column stores",
+}
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    if isinstance(value, dict):
+        return any("\x00" in name or _holds_nul(item) for name, item in value.items())
+    return False
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """True when a JSON value holds a string PostgreSQL cannot store: NUL, or a lone surrogate."""
+    if value is None or isinstance(value, bool | int | float):
+        return False
+    if isinstance(value, str):
+        return "\x00" in value or (not value.isascii() and _unencodable(value))
+    text = json.dumps(value, ensure_ascii=False)  # C speed; NUL comes out escaped, surrogates as they are
+    if not text.isascii() and _unencodable(text):
+        return True
+    # "\\u0000" may also be a backslash the text holds followed by "u0000": look closer then.
+    return "\\u0000" in text and _holds_nul(value)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _wrapped(value: Any) -> dict[str, str]:
+    return {"$json": json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))}
+
+
+def storable(value: Any) -> Any:
+    """`value`, or its lossless ASCII JSON text in a `$json` wrapper when it holds unstorable text."""
+    return _wrapped(value) if has_unstorable_text(value) else value
+
+
+def _unstorable(reasons: list[dict[str, Any]]) -> bool:
+    return any(reason.get("code") == UNSTORABLE["code"] for reason in reasons)
+
+
+def _encrypt(box: SecretBox, value: str) -> dict[str, str]:
+    try:
+        return {"$encrypted": box.encrypt(value)}
+    except UnicodeEncodeError:
+        # A lone surrogate cannot be UTF-8 encoded: encrypt its ASCII JSON text instead.
+        return {"$encrypted_json": box.encrypt(json.dumps(value))}
+
+
+def _decrypt(box: SecretBox, value: Any) -> Any:
+    if isinstance(value, dict) and "$encrypted" in value:
+        return box.decrypt(value["$encrypted"])
+    if isinstance(value, dict) and "$encrypted_json" in value:
+        return json.loads(box.decrypt(value["$encrypted_json"]))
+    return value
+
+
+def encrypt_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
+    """The raw record with the value of every secret field encrypted."""
+    if not isinstance(raw, dict):
+        return raw
+    return {
+        name: _encrypt(box, value) if name in spec.secret_fields and isinstance(value, str) else value
+        for name, value in raw.items()
+    }
+
+
+def decrypt_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
+    """The raw record as it was read, from its stored form."""
+    if not isinstance(raw, dict):
+        return raw
+    return {name: _decrypt(box, value) if name in spec.secret_fields else value for name, value in raw.items()}
+
+
+def mask_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
+    """The stored raw record for display: every secret a `$masked` hint, never its value."""
+    if not isinstance(raw, dict):
+        return raw
+    masked = {}
+    for name, value in raw.items():
+        if name in spec.secret_fields and isinstance(value, dict):
+            clear = _decrypt(box, value)
+            value = {"$masked": secret_hint(clear) if isinstance(clear, str) else "…"}
+        masked[name] = value
+    return masked
+
+
+def stored_raw(raw: Any, reasons: list[dict[str, Any]]) -> Any:
+    """A stored raw value as it was given (the `$json` wrapper undone where the reasons say so)."""
+    return json.loads(raw["$json"]) if _unstorable(reasons) else raw
+
+
+def quarantine_row(
+    spec: StoreSpec,
+    owner: tuple[uuid.UUID, str],
+    key: str,
+    index: int,
+    raw: Any,
+    reasons: list[dict[str, Any]],
+    target: tuple[str, uuid.UUID] | None = None,
+) -> dict[str, Any]:
+    """A quarantine row for one record of session `owner[0]` of user `owner[1]`: secrets encrypted;
+    wrapped, and said so, when it holds unstorable text."""
+    value = encrypt_secrets(spec, raw, secret_box())
+    if not _unstorable(reasons) and has_unstorable_text(value):
+        reasons = [*reasons, UNSTORABLE]
+    if _unstorable(reasons):
+        value = _wrapped(value)
+    return {
+        "session_id": owner[0],
+        "user_id": owner[1],
+        "key": key,
+        "index": index,
+        "raw": value,
+        "reasons": reasons,
+        "target_table": None if target is None else target[0],
+        "target_id": None if target is None else target[1],
+        "created_at": datetime.now(UTC),
+    }
+
+
+def list_quarantine(session: MigrationSession) -> list[dict[str, Any]]:
+    """The session's quarantined records, secrets masked."""
+    box = secret_box()
+    query = (
+        select(QuarantinedRecord)
+        .where(QuarantinedRecord.session_id == session.id)
+        .order_by(QuarantinedRecord.key, QuarantinedRecord.index, QuarantinedRecord.id)
+    )
+    records = []
+    for record in db.session.scalars(query):
+        spec = spec_for_key(record.key)
+        raw = stored_raw(record.raw, record.reasons)
+        records.append(
+            {
+                "id": record.id,
+                "key": record.key,
+                "index": record.index,
+                "reasons": record.reasons,
+                "raw": raw if spec is None else mask_secrets(spec, raw, box),
+                "target_table": record.target_table,
+                "target_id": None if record.target_id is None else str(record.target_id),
+                "created_at": record.created_at.isoformat(),
+            }
+        )
+    return records

@@ -1,0 +1,127 @@
+"""Rows of the migrated-record tables: built from mapped records, imaged, restored, rebuilt.
+
+Rows are built the same way for every store: the table's model comes from
+`record_model(spec.table)`, and each secret column of the spec is stored as
+`<name>_encrypted` beside the `<name>_hint` the mapping made. An image is a
+row as JSON (dates in ISO 8601, ids as text, secret columns as stored,
+encrypted): the ledger keeps the image of a row a session overwrote, a
+conflict the image of the user's row, and rollback writes an image back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint, Uuid, select
+
+from lsmigrate.server.crypto import SecretBox
+from lsmigrate.server.extensions import Moment, db
+from lsmigrate.shared.mapping import MappedRecord
+from lsmigrate.shared.stores import StoreSpec
+
+# Warnings that say a record's timestamp field gave no time: the column then holds a fallback.
+_NO_TIME = frozenset({"timestamp_missing", "timestamp_unparseable"})
+# Columns a write never changes: the row's identity and owner.
+IDENTITY = ("id", "user_id")
+
+
+def db_row(
+    spec: StoreSpec, mapped: MappedRecord, row_id: uuid.UUID, owner: tuple[uuid.UUID, str], box: SecretBox
+) -> dict[str, Any]:
+    """The table row of a mapped record, written by session `owner[0]` for user `owner[1]`."""
+    assert mapped.row is not None
+    row = dict(mapped.row)
+    row["id"] = row_id
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
+    row["updated_at"] = datetime.fromisoformat(row["updated_at"])
+    row["user_id"] = owner[1]
+    row["source_digest"] = mapped.digest
+    row["migration_session_id"] = owner[0]
+    # Every row of a batch gets the same keys (one multi-row statement): a secret
+    # column the record lacks is stored as NULL, not left out.
+    for column in spec.mapper.columns:
+        if column.secret:
+            secret = mapped.secrets.get(column.name)
+            row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
+    return row
+
+
+def version_column(spec: StoreSpec) -> str | None:
+    """The column holding the store's `timestamp_field`, the one conflicts compare; None without one."""
+    return next((c.name for c in spec.mapper.columns if c.source_key == spec.timestamp_field), None)
+
+
+def local_version(spec: StoreSpec, mapped: MappedRecord) -> datetime | None:
+    """The record's own timestamp, or None when its timestamp field gave none (a fallback is no evidence)."""
+    column = version_column(spec)
+    if column is None or mapped.row is None or mapped.row.get(column) is None:
+        return None
+    if any(w.get("field") == spec.timestamp_field and w.get("code") in _NO_TIME for w in mapped.warnings):
+        return None
+    return datetime.fromisoformat(mapped.row[column])
+
+
+def unique_name(spec: StoreSpec, model: Any) -> tuple[str, str] | None:
+    """(column, source field) of a record field unique per user (an environment's name); None without one."""
+    fields = {column.name: column.source_key for column in spec.mapper.columns}
+    for constraint in model.__table__.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            names = {column.name for column in constraint.columns} - {"user_id"}
+            if len(constraint.columns) == 2 and len(names) == 1 and next(iter(names)) in fields:
+                column = next(iter(names))
+                return column, fields[column]
+    return None
+
+
+def image(model: Any, row: Any) -> dict[str, Any]:
+    """A row (a SQLAlchemy Row of the whole table) as JSON."""
+    out: dict[str, Any] = {}
+    for column in model.__table__.columns:
+        value = row._mapping[column]
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        out[column.name] = value
+    return out
+
+
+def image_values(model: Any, picture: dict[str, Any]) -> dict[str, Any]:
+    """The column values an image stands for, ready to be written."""
+    values: dict[str, Any] = {}
+    for column in model.__table__.columns:
+        value = picture.get(column.name)
+        if value is not None and isinstance(column.type, Moment):
+            value = datetime.fromisoformat(value)
+        elif value is not None and isinstance(column.type, Uuid):
+            value = uuid.UUID(value)
+        values[column.name] = value
+    return values
+
+
+def fetch_images(model: Any, user_id: str, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """Images of the user's rows with these ids."""
+    wanted = list(ids)
+    if not wanted:
+        return {}
+    table = model.__table__
+    query = select(table).where(table.c.id.in_(wanted), table.c.user_id == user_id)
+    return {row.id: image(model, row) for row in db.session.execute(query)}
+
+
+def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, Any]) -> Any:
+    """The source record an image's row stands for, its secret fields taken from `secrets`."""
+    return spec.rebuild(dict(picture), secrets)
+
+
+def stored_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
+    """An image's secrets, decrypted."""
+    secrets = {}
+    for column in spec.mapper.columns:
+        ciphertext = picture.get(f"{column.name}_encrypted") if column.secret else None
+        if ciphertext is not None:
+            secrets[column.name] = box.decrypt(ciphertext)
+    return secrets
