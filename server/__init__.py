@@ -45,9 +45,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     register_error_handlers(app)
 
     from lsmigrate.server import cli, models
-    from lsmigrate.server.api import health, migration, records
+    from lsmigrate.server.api import docs, health, migration, records
     from lsmigrate.server.runtime import bp as runtime_bp
 
+    app.register_blueprint(docs.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(migration.bp)
     app.register_blueprint(records.bp)

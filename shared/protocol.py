@@ -6,6 +6,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 PROTOCOL_VERSION = 1
 
+#: The largest batch number: the server keeps it in a 32-bit column.
+MAX_SEQ = 2**31 - 1
+
 _HEX_DIGEST = validate.Regexp(r"^[0-9a-f]{64}$", error="expected a sha256 hex digest")
 
 

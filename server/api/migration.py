@@ -16,7 +16,7 @@ from lsmigrate.server.rollback import rollback_session
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.verification import complete_session
 from lsmigrate.shared.catalog import STORES
-from lsmigrate.shared.protocol import CompleteRequest, ResolveRequest, SessionRequest
+from lsmigrate.shared.protocol import MAX_SEQ, CompleteRequest, ResolveRequest, SessionRequest
 
 bp = Blueprint("migration", __name__, url_prefix="/api/migration")
 bp.before_request(authenticate)
@@ -49,7 +49,7 @@ def show_session(sid: str) -> ResponseReturnValue:
     return describe_session(find_session(g.user_id, sid))
 
 
-@bp.put("/sessions/<sid>/batches/<int:seq>")
+@bp.put(f"/sessions/<sid>/batches/<int(max={MAX_SEQ}):seq>")  # beyond MAX_SEQ: 404, not a failed query
 def upload_batch(sid: str, seq: int) -> ResponseReturnValue:
     """Apply one batch, idempotently."""
     return put_batch(find_session(g.user_id, sid), seq, request.get_data())

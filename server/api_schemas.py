@@ -1,0 +1,154 @@
+"""The API's response bodies as marshmallow schemas: what the OpenAPI document describes.
+
+The views build these bodies as plain dicts (sessions, ingest, verification,
+conflicts, quarantine, rollback); these schemas say what they hold, for the
+document only. Parts whose shape follows a store's records (a record, its
+warnings, a quarantine reason) are left open.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+_OUTCOMES = "inserted, updated, unchanged, quarantined, conflict, kept_server or superseded"
+
+
+class ErrorBody(Schema):
+    """The error itself: a machine-readable code, a message, and details that depend on the code."""
+
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Raw(required=True, allow_none=True)
+
+
+class ErrorEnvelope(Schema):
+    """Every error response: `{"error": {"code", "message", "details"}}`."""
+
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class SessionResponse(Schema):
+    """A session: status, acknowledged batches, outcome counts per key, open conflicts."""
+
+    session_id = fields.UUID(required=True)
+    client_session_id = fields.String(required=True)
+    user_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"description": "open, verified, abandoned or rolled_back"})
+    dry_run = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    last_active_at = fields.DateTime(required=True)
+    completed_at = fields.DateTime(required=True, allow_none=True)
+    rolled_back_at = fields.DateTime(required=True, allow_none=True)
+    acknowledged_batches = fields.List(fields.Integer(), required=True)
+    counts = fields.Dict(
+        keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()), required=True
+    )
+    open_conflicts = fields.Integer(required=True)
+    protocol_version = fields.Integer(required=True)
+
+
+class RecordResult(Schema):
+    """What happened to one record of a batch."""
+
+    index = fields.Integer(required=True)
+    outcome = fields.String(required=True, metadata={"description": _OUTCOMES})
+    target_id = fields.String(required=True, allow_none=True)
+    warnings = fields.List(fields.Raw(), required=True)
+    reasons = fields.List(fields.Raw())
+    conflict_id = fields.UUID()
+
+
+class BatchResponse(Schema):
+    """A batch's outcome per record (the stored one when the same batch is sent again)."""
+
+    seq = fields.Integer(required=True)
+    key = fields.String(required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    results = fields.List(fields.Nested(RecordResult), required=True)
+    dry_run = fields.Boolean()
+
+
+class CompleteResponse(Schema):
+    """A verified manifest: the keys the client may delete, and why the others are kept."""
+
+    session_id = fields.UUID(required=True)
+    dry_run = fields.Boolean(required=True)
+    verified = fields.Boolean(required=True)
+    deletable_keys = fields.List(fields.String(), required=True)
+    kept_keys = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    counts = fields.Dict(
+        keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()), required=True
+    )
+
+
+class ConflictResponse(Schema):
+    """One conflict with both versions of its record, secrets masked."""
+
+    id = fields.UUID(required=True)
+    key = fields.String(required=True)
+    index = fields.Integer(required=True)
+    kind = fields.String(required=True)
+    target_table = fields.String(required=True)
+    target_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+    resolution = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    resolved_at = fields.DateTime(required=True, allow_none=True)
+    local = fields.Raw(required=True, allow_none=True)
+    server = fields.Raw(required=True, allow_none=True)
+
+
+class ConflictList(Schema):
+    """A session's conflicts."""
+
+    conflicts = fields.List(fields.Nested(ConflictResponse), required=True)
+
+
+class ResolveResponse(Schema):
+    """A settled conflict and its record's outcome."""
+
+    conflict = fields.Nested(ConflictResponse, required=True)
+    outcome = fields.String(required=True, metadata={"description": _OUTCOMES})
+
+
+class QuarantinedRecord(Schema):
+    """A record the server did not write, with its reasons, secrets masked."""
+
+    id = fields.Integer(required=True)
+    key = fields.String(required=True)
+    index = fields.Integer(required=True)
+    reasons = fields.List(fields.Raw(), required=True)
+    raw = fields.Raw(required=True, allow_none=True)
+    target_table = fields.String(required=True, allow_none=True)
+    target_id = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+
+
+class QuarantineList(Schema):
+    """A session's quarantined records."""
+
+    records = fields.List(fields.Nested(QuarantinedRecord), required=True)
+
+
+class RollbackReport(Schema):
+    """What a rollback deleted, restored and skipped."""
+
+    session_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+    dry_run = fields.Boolean(required=True)
+    deleted = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    restored = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
+    skipped = fields.List(fields.Raw(), required=True)
+    conflicts_closed = fields.Integer(required=True)
+
+
+class TaskList(Schema):
+    """The user's tasks."""
+
+    tasks = fields.List(fields.Dict(), required=True)
+
+
+class EnvironmentList(Schema):
+    """The user's environments: no GitHub token, only whether one is set."""
+
+    environments = fields.List(fields.Dict(), required=True)

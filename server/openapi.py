@@ -1,0 +1,199 @@
+"""The API's OpenAPI 3 document, generated from the marshmallow schemas (apispec).
+
+`OPERATIONS` lists every operation of the API: method, path (Flask's rule
+syntax), summary, request schema, and the schema of each response. The
+request schemas are the protocol's own (`lsmigrate.shared.protocol`), the
+ones the views load bodies with; the response schemas are in
+`lsmigrate.server.api_schemas`. Every error status is answered with the one
+error envelope. tests/test_openapi.py checks that every route under /api is
+listed here, so a new route without a description fails the suite.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema
+
+from lsmigrate.server import api_schemas as out
+from lsmigrate.shared.protocol import (
+    MAX_SEQ,
+    PROTOCOL_VERSION,
+    BatchRequest,
+    CompleteRequest,
+    ResolveRequest,
+    SessionRequest,
+)
+
+_ERRORS = {
+    400: "The body is not JSON (invalid_json).",
+    401: "No valid bearer token (missing_token, invalid_token).",
+    403: "The session belongs to another user (foreign_session).",
+    404: "No such session or conflict (unknown_session, unknown_conflict, not_found).",
+    409: "The request conflicts with the session's state; the code says how.",
+    413: "The body or the batch is too large (request_too_large, too_many_records).",
+    422: "The body does not match the protocol (invalid_request, digest_mismatch, unknown_store).",
+    429: "Too many requests (rate_limited); see Retry-After.",
+    503: "The database cannot be reached (database_unavailable); send again after Retry-After.",
+}
+_ALWAYS = (401, 429, 503)
+_WITH_BODY = (400, 413, 422)
+_IN_SESSION = (403, 404)
+
+_PARAMETERS = {
+    "sid": {"type": "string", "format": "uuid"},
+    "cid": {"type": "string", "format": "uuid"},
+    "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path, as the document describes it."""
+
+    method: str
+    path: str
+    summary: str
+    responses: dict[int, type[Schema]]
+    errors: tuple[int, ...] = ()
+    body: type[Schema] | None = None
+    tags: tuple[str, ...] = field(default=("migration",))
+
+
+OPERATIONS = (
+    Operation(
+        "post",
+        "/api/migration/sessions",
+        "Open a session, or return the one already open for this client session id.",
+        {200: out.SessionResponse, 201: out.SessionResponse},
+        (*_WITH_BODY, 409),
+        SessionRequest,
+    ),
+    Operation(
+        "get",
+        "/api/migration/sessions/<sid>",
+        "The session's status, acknowledged batches and per-key counts.",
+        {200: out.SessionResponse},
+        _IN_SESSION,
+    ),
+    Operation(
+        "put",
+        f"/api/migration/sessions/<sid>/batches/<int(max={MAX_SEQ}):seq>",
+        "Apply one batch of one store's records, idempotently.",
+        {200: out.BatchResponse},
+        (*_IN_SESSION, *_WITH_BODY, 409),
+        BatchRequest,
+    ),
+    Operation(
+        "post",
+        "/api/migration/sessions/<sid>/complete",
+        "Verify the client's manifest and answer which keys may be deleted.",
+        {200: out.CompleteResponse},
+        (*_IN_SESSION, *_WITH_BODY, 409),
+        CompleteRequest,
+    ),
+    Operation(
+        "get",
+        "/api/migration/sessions/<sid>/conflicts",
+        "The session's conflicts with both versions, secrets masked.",
+        {200: out.ConflictList},
+        _IN_SESSION,
+    ),
+    Operation(
+        "post",
+        "/api/migration/sessions/<sid>/conflicts/<cid>",
+        "Keep the local or the server version of one conflict's record.",
+        {200: out.ResolveResponse},
+        (*_IN_SESSION, *_WITH_BODY, 409),
+        ResolveRequest,
+    ),
+    Operation(
+        "get",
+        "/api/migration/sessions/<sid>/quarantine",
+        "The session's quarantined records with their reasons, secrets masked.",
+        {200: out.QuarantineList},
+        _IN_SESSION,
+    ),
+    Operation(
+        "post",
+        "/api/migration/sessions/<sid>/rollback",
+        "Undo the session on the server: inserted rows deleted, overwritten rows restored.",
+        {200: out.RollbackReport},
+        _IN_SESSION,
+    ),
+    Operation("get", "/api/tasks", "The user's tasks.", {200: out.TaskList}, tags=("records",)),
+    Operation(
+        "get",
+        "/api/environments",
+        "The user's environments, without secrets.",
+        {200: out.EnvironmentList},
+        tags=("records",),
+    ),
+)
+
+_CONVERTER = re.compile(r"<(?:[a-z_]+(?:\([^)]*\))?:)?([a-z_]+)>")
+
+
+def openapi_path(rule: str) -> str:
+    """A Flask rule in OpenAPI's syntax: `/sessions/<int:seq>` -> `/sessions/{seq}`."""
+    return _CONVERTER.sub(r"{\1}", rule)
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    responses: dict[int, Any] = {
+        status: {"description": schema.__doc__ or "", "content": {"application/json": {"schema": schema.__name__}}}
+        for status, schema in op.responses.items()
+    }
+    for status in sorted({*op.errors, *_ALWAYS}):
+        responses[status] = {"$ref": f"#/components/responses/Error{status}"}
+    described: dict[str, Any] = {
+        "summary": op.summary,
+        "tags": list(op.tags),
+        "responses": dict(sorted(responses.items())),
+    }
+    names = _CONVERTER.findall(op.path)
+    if names:
+        described["parameters"] = [
+            {"name": name, "in": "path", "required": True, "schema": _PARAMETERS[name]} for name in names
+        ]
+    if op.body is not None:
+        described["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": op.body.__name__}},
+        }
+    return described
+
+
+@functools.cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3 document of the whole API, as a dict ready for JSON."""
+    spec = APISpec(
+        title="lsmigrate",
+        version=str(PROTOCOL_VERSION),
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "Move a web app's user data from localStorage into PostgreSQL."},
+        security=[{"bearer": []}],
+    )
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    schemas = {op.body for op in OPERATIONS if op.body is not None}
+    schemas |= {schema for op in OPERATIONS for schema in op.responses.values()}
+    schemas.add(out.ErrorEnvelope)
+    for schema in sorted(schemas, key=lambda s: s.__name__):
+        spec.components.schema(schema.__name__, schema=schema)
+    for status, description in _ERRORS.items():
+        spec.components.response(
+            f"Error{status}",
+            {"description": description, "content": {"application/json": {"schema": "ErrorEnvelope"}}},
+        )
+    by_path: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        by_path.setdefault(openapi_path(op.path), {})[op.method] = _operation(op)
+    for path, operations in by_path.items():
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
