@@ -81,7 +81,11 @@ class StoreSpec:
             raise ValueError(f"store {self.name!r}: upgrades {too_new} are above version {self.version}")
         pattern = None if self.key_pattern is None else re.compile(self.key_pattern)
         object.__setattr__(self, "_pattern", pattern)
-        object.__setattr__(self, "_mapper", RecordMapper(self.schema, self.name, self.id_field))
+        mapper = RecordMapper(self.schema, self.name, self.id_field)
+        object.__setattr__(self, "_mapper", mapper)
+        # Asked for every field of every quarantined record: computed once here.
+        secrets = frozenset(column.source_key for column in mapper.columns if column.secret)
+        object.__setattr__(self, "_secret_fields", secrets)
 
     @property
     def mapper(self) -> RecordMapper:
@@ -92,7 +96,8 @@ class StoreSpec:
     @property
     def secret_fields(self) -> frozenset[str]:
         """Source keys whose values are secrets."""
-        return frozenset(column.source_key for column in self.mapper.columns if column.secret)
+        secret_fields: frozenset[str] = self._secret_fields  # type: ignore[attr-defined]
+        return secret_fields
 
     def matches(self, key: str) -> bool:
         """True when localStorage key `key` holds this store."""
