@@ -21,6 +21,7 @@ import platform
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import gunicorn
 import lsmigrate.server
 from bench.ingest_copy import copy_rows, task_rows
 from bench.ingest_load import Client, check, prepare, upload
-from bench.ingest_profile import profile
+from bench.ingest_profile import profile, worker_profile
 from bench.ingest_services import RATE_LIMIT_OFF, SECRET_KEY, THREADS, WORKERS, Services, postgres_version
 from tests.corpus import js_json, realistic_tasks
 
@@ -220,10 +221,17 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="add the in-process cost split and a cProfile")
     parser.add_argument("--profile-rounds", type=int, default=5, help="batches in the cost split (default 5)")
+    parser.add_argument(
+        "--worker-profile",
+        action="store_true",
+        help="run each gunicorn worker under cProfile (sync workers, so --threads 1) and print where their time went",
+    )
     options = parser.parse_args()
     options.clients = [int(count) for count in options.clients.split(",")]
     if options.records < max(options.clients) or options.batch < 1:
         parser.error("--records must cover every client and --batch must be positive")
+    if options.worker_profile and options.threads != 1:
+        parser.error("--worker-profile needs sync workers: add --threads 1")
     return options
 
 
@@ -238,7 +246,8 @@ def main() -> None:
     _progress(f"generating {options.records:,} realistic tasks")
     records = realistic_tasks(options.records, options.seed)
     warm_up = realistic_tasks(2 * WARM_UP_CLIENTS * options.batch, options.seed + 1)
-    services = Services(options.threads, options.gc_freeze)
+    profiles = tempfile.TemporaryDirectory(prefix="lsmigrate-bench-profile-") if options.worker_profile else None
+    services = Services(options.threads, options.gc_freeze, profiles.name if profiles else None)
     try:
         _progress("starting PostgreSQL, Redis and gunicorn")
         services.start()
@@ -278,6 +287,10 @@ def main() -> None:
             )
     finally:
         services.close()
+        if profiles is not None:
+            print()
+            print(worker_profile(profiles.name))
+            profiles.cleanup()
 
 
 if __name__ == "__main__":

@@ -231,3 +231,22 @@ def _report(
         *_top(stats, 2, 20),
     ]
     return "\n".join(lines)
+
+
+def worker_profile(directory: str, count: int = 30) -> str:
+    """The cProfiles the gunicorn workers wrote to `directory` (bench/gunicorn_profile.py), merged, as text."""
+    files = sorted(Path(directory).glob("worker-*.prof"))
+    if not files:
+        return "no worker profile was written (did the workers exit cleanly?)"
+    stats = pstats.Stats(*map(str, files))
+    total = stats.total_tt  # type: ignore[attr-defined]
+    return "\n".join(
+        [
+            f"cProfile of the {len(files)} gunicorn workers over the whole run (warm-up included), "
+            f"{total:.2f} s of profiled time; top by cumulative time:",
+            *_top(stats, 3, count),
+            "",
+            "top by own time:",
+            *_top(stats, 2, count),
+        ]
+    )

@@ -27,6 +27,7 @@ SECRET_KEY = "bench-secret-key"
 WORKERS = 2
 THREADS = 4  # as scripts/demo.sh
 GC_FREEZE_CONFIG = Path(__file__).resolve().parent / "gunicorn_gc_freeze.py"
+PROFILE_CONFIG = Path(__file__).resolve().parent / "gunicorn_profile.py"
 #: Tables emptied between measurements (the tests' list).
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, "
@@ -79,9 +80,10 @@ def postgres_version(conninfo: str) -> str:
 class Services:
     """PostgreSQL, Redis and gunicorn for one benchmark run; `close()` stops them all."""
 
-    def __init__(self, threads: int = THREADS, gc_freeze: bool = False) -> None:
+    def __init__(self, threads: int = THREADS, gc_freeze: bool = False, profile_dir: str | None = None) -> None:
         self.threads = threads
         self.gc_freeze = gc_freeze
+        self.profile_dir = profile_dir
         self.postgres = PostgresServer()
         self.redis = RedisServer()
         self.port = free_port()
@@ -97,6 +99,8 @@ class Services:
             "LSMIGRATE_INSTANCE_PATH": instance,
         }
         self.env.pop("LSMIGRATE_DEMO", None)
+        if profile_dir is not None:
+            self.env["LSMIGRATE_BENCH_PROFILE_DIR"] = profile_dir
 
     @property
     def url(self) -> str:
@@ -124,6 +128,7 @@ class Services:
                 "--log-level",
                 "warning",
                 *(["--config", str(GC_FREEZE_CONFIG)] if self.gc_freeze else []),
+                *(["--config", str(PROFILE_CONFIG)] if self.profile_dir is not None else []),
                 "lsmigrate.server:create_app()",
             ],
             env=self.env,

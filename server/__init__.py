@@ -16,6 +16,7 @@ from lsmigrate.server.config import load_config
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.extensions import cache, db, migrate
+from lsmigrate.server.jsontext import FastJSONProvider, dumps_text, loads
 from lsmigrate.server.limits import rate_limits
 from lsmigrate.shared.catalog import STORES
 
@@ -35,7 +36,14 @@ def _instance_path() -> str:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then LSMIGRATE_* and the environment, then `config`."""
     app = Flask(__name__, instance_path=_instance_path())
+    app.json = FastJSONProvider(app)
     load_config(app, config)
+    # JSON and JSONB columns encoded and decoded by orjson (json.dumps and json.loads for what it cannot do).
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "json_serializer": dumps_text,
+        "json_deserializer": loads,
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+    }
 
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)

@@ -6,6 +6,9 @@ An entry is one Redis hash: a `version` field beside the cached values.
     write(key, version, values)  stores them only while `version` is current
     read(key, field)             the current version and the value, if any
 
+Values are bytes (JSON text, as the callers keep them): stored and handed
+back as they are.
+
 Both scripts run atomically in Redis, so a writer holding an old version (it
 read the database before somebody else's commit) can never overwrite what a
 newer writer stored: versions only grow (HINCRBY; a hash that lost its version
@@ -27,7 +30,6 @@ for CACHE_RETRY_SECONDS so that an unreachable server costs few timeouts.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -76,7 +78,7 @@ class Entry:
     """What `read` found: the hash's version ('' when it has none) and the field's value (None when absent)."""
 
     version: str
-    value: Any | None
+    value: bytes | None
 
 
 class RedisCache:
@@ -107,7 +109,7 @@ class RedisCache:
         return state
 
     def read(self, key: str, field: str) -> Entry | None:
-        """The entry's version and decoded `field`; None with no Redis or when Redis fails."""
+        """The entry's version and `field`'s value; None with no Redis or when Redis fails."""
         state = self._redis
         if state is None:
             return None
@@ -115,7 +117,7 @@ class RedisCache:
         if found is None:
             return None
         version, raw = found
-        return Entry(version.decode() if version else "", None if raw is None else json.loads(raw))
+        return Entry(version.decode() if version else "", raw)
 
     def bump(self, key: str) -> str | None:
         """Drop the entry's values and return its new version; None with no Redis or when Redis fails."""
@@ -128,14 +130,14 @@ class RedisCache:
             return None
         return str(version)
 
-    def write(self, key: str, version: str, values: Mapping[str, Any]) -> bool:
-        """Store `values` as JSON if `version` is still the entry's; False when refused or Redis fails."""
+    def write(self, key: str, version: str, values: Mapping[str, bytes]) -> bool:
+        """Store `values` if `version` is still the entry's; False when refused or Redis fails."""
         state = self._redis
         if state is None:
             return False
         args: list[Any] = [version, state.ttl]
         for field, value in values.items():
-            args += [field, json.dumps(value, separators=(",", ":"))]
+            args += [field, value]
         return bool(state.call(lambda client: state.write_script(keys=[key], args=args, client=client)))
 
     def report_failure(self, error_name: str) -> bool:

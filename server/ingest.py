@@ -29,6 +29,7 @@ from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
+from lsmigrate.server.bulk import insert_rows
 from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import (
@@ -42,6 +43,7 @@ from lsmigrate.server.models import (
 from lsmigrate.server.outcomes import Batch
 from lsmigrate.server.payloads import load_body
 from lsmigrate.server.plans import Plan, plan_batch
+from lsmigrate.server.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.user_records import records_changed
 from lsmigrate.shared.catalog import spec_for_key
@@ -117,8 +119,7 @@ def _close_conflicts(batch: Batch, plan: Plan) -> None:
 def _write(batch: Batch, plan: Plan) -> None:
     table = batch.model.__table__
     savepoint = db.session.begin_nested() if batch.dry_run else None
-    if plan.inserts:
-        db.session.execute(insert(table), plan.inserts)
+    insert_rows(table, plan.inserts)
     if plan.updates:
         mine = (table.c.id == bindparam("b_id")) & (table.c.user_id == bindparam("b_user"))
         db.session.execute(update(table).where(mine), plan.updates)
@@ -137,11 +138,11 @@ def _write(batch: Batch, plan: Plan) -> None:
             & (ledger.c.index == bindparam("b_index"))
         )
         db.session.execute(update(ledger).where(earlier).values(outcome="superseded"), plan.superseded)
-    db.session.execute(insert(LedgerEntry.__table__), plan.ledger)
+    insert_rows(LedgerEntry.__table__, plan.ledger)
 
 
 def _apply(
-    batch: Batch, fingerprint: str, offset: int, records: list[Any], mapped: list[MappedRecord]
+    batch: Batch, fingerprint: str, offset: int, records: list[Any], mapped: list[MappedRecord], check_text: bool
 ) -> tuple[dict[str, Any], bool]:
     """One attempt in one transaction: (the response, whether the user's rows changed)."""
     lock_user(batch.user_id)
@@ -159,7 +160,7 @@ def _apply(
         return replay, False
     _refuse_resent(batch.session_id, batch.key, offset, len(records))
 
-    plan = plan_batch(batch, records, mapped)
+    plan = plan_batch(batch, records, mapped, check_text=check_text)
     counts = Counter(result["outcome"] for result in plan.results)
     response: dict[str, Any] = {"seq": batch.seq, "key": batch.key, "counts": dict(counts), "results": plan.results}
     if batch.dry_run:
@@ -206,9 +207,10 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
     batch = Batch(spec, record_model(spec.table), session.id, session.user_id, session.dry_run, key, seq)
+    check_text = may_hold_unstorable_text(body)
     for _ in range(ATTEMPTS):
         try:
-            response, changed = _apply(batch, fingerprint, payload["offset"], records, mapped)
+            response, changed = _apply(batch, fingerprint, payload["offset"], records, mapped, check_text)
         except IntegrityError as error:
             # A concurrent request with the same seq, or another user's row with the same id, won the race.
             db.session.rollback()

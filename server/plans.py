@@ -35,6 +35,7 @@ from lsmigrate.server.outcomes import (
 from lsmigrate.server.quarantine import UNSTORABLE, encrypt_secrets, has_unstorable_text, quarantine_row, storable
 from lsmigrate.server.rows import db_row, fetch_images, local_version, source_record, stored_secrets
 from lsmigrate.server.rows import version_column as version_column_of
+from lsmigrate.server.sets import among
 from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
 
@@ -60,7 +61,7 @@ def _rows(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Row]:
     column = version_column_of(batch.spec)
     version = table.c[column] if column is not None else None
     columns = [table.c.id, table.c.user_id, table.c.source_digest, table.c.migration_session_id]
-    query = select(*columns, *([version] if version is not None else [])).where(table.c.id.in_(ids))
+    query = select(*columns, *([version] if version is not None else [])).where(among(table.c.id, ids))
     return {
         row[0]: Row(row[1], row[2], row[4] if version is not None else None, row[3])
         for row in db.session.execute(query)
@@ -79,7 +80,7 @@ def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
         LedgerEntry.version_at,
         LedgerEntry.pre_image,
     ).where(
-        LedgerEntry.target_id.in_(ids),
+        among(LedgerEntry.target_id, ids),
         # Spelled so that the session's primary-key range (its whole ledger so far) cannot serve it: with
         # statistics lagging a growing session the planner would scan that range on every batch instead of
         # probing the target index once per id.
@@ -175,15 +176,19 @@ def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
     }
 
 
-def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord]) -> Plan:
-    """Decide every record of the batch against the database and the session's ledger."""
+def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, check_text: bool = True) -> Plan:
+    """Decide every record of the batch against the database and the session's ledger.
+
+    `check_text=False` says no record can hold text PostgreSQL cannot store (the body had no escape
+    that could make one: `may_hold_unstorable_text`), which spares looking through every record.
+    """
     decider, spec, user_id = Decider(batch), batch.spec, batch.user_id
     every: list[Record] = []
     pending: list[Record] = []
     for one, raw in zip(mapped, records, strict=True):
         record = Record(one, raw, warnings=list(one.warnings))
         every.append(record)
-        unstorable = [UNSTORABLE] if has_unstorable_text(raw) else []
+        unstorable = [UNSTORABLE] if check_text and has_unstorable_text(raw) else []
         if one.row is None or unstorable:
             record.reasons = [*one.reasons, *unstorable]
         else:

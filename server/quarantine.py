@@ -19,6 +19,7 @@ keeps such a source id in the ledger.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,16 @@ def has_unstorable_text(value: Any) -> bool:
         return True
     # "\\u0000" may also be a backslash the text holds followed by "u0000": look closer then.
     return "\\u0000" in text and _holds_nul(value)
+
+
+# In JSON text that parsed (strict: no raw control characters, valid UTF-8), NUL and a lone surrogate
+# can only come from a \u escape.
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def may_hold_unstorable_text(body: bytes) -> bool:
+    """False when the JSON text `body` (which parsed) holds no NUL and no surrogate anywhere; True when it may."""
+    return _MAYBE_UNSTORABLE.search(body) is not None
 
 
 def _unencodable(text: str) -> bool:

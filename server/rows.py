@@ -19,6 +19,7 @@ from sqlalchemy import UniqueConstraint, Uuid, select
 
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.extensions import Moment, db
+from lsmigrate.server.sets import among
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import StoreSpec
 
@@ -108,7 +109,7 @@ def fetch_images(model: Any, user_id: str, ids: Iterable[uuid.UUID]) -> dict[uui
     if not wanted:
         return {}
     table = model.__table__
-    query = select(table).where(table.c.id.in_(wanted), table.c.user_id == user_id)
+    query = select(table).where(among(table.c.id, wanted), table.c.user_id == user_id)
     return {row.id: image(model, row) for row in db.session.execute(query)}
 
 

@@ -128,7 +128,7 @@ def terminate_backend(postgres: PostgresServer) -> Callable[[Any], None]:
 
 @contextmanager
 def colliding_ledger_row(app: Flask, postgres: PostgresServer, sid: str) -> Iterator[None]:
-    """Before each ledger insert another writer commits ledger row (sid, task-store, 0), gone again after."""
+    """Before each ledger insert another writer commits ledger row (sid, task-store, 0), gone again at the rollback."""
 
     def add(cursor: Any) -> None:
         with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
@@ -138,18 +138,18 @@ def colliding_ledger_row(app: Flask, postgres: PostgresServer, sid: str) -> Iter
                 (sid, "0" * 64),
             )
 
-    def remove(context: Any) -> None:
+    def remove(_connection: Any) -> None:
         with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
             connection.execute("DELETE FROM migration_ledger WHERE batch_seq = 99")
 
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "handle_error", remove)
+    event.listen(engine, "rollback", remove)
     try:
-        with before_statement(app, "INSERT INTO migration_ledger", add, times=100):
+        with before_statement(app, "COPY migration_ledger", add, times=100):
             yield
     finally:
-        event.remove(engine, "handle_error", remove)
+        event.remove(engine, "rollback", remove)
 
 
 @contextmanager

@@ -95,9 +95,9 @@ def test_of_two_snapshots_written_out_of_order_the_newer_wins(app: Flask) -> Non
     with app.app_context():
         older, newer = cache.bump(key), cache.bump(key)
         assert older is not None and newer is not None and int(newer) > int(older)
-        assert cache.write(key, newer, {"tasks": ["newer"]})
-        assert not cache.write(key, older, {"tasks": ["older"]})
-        assert cache.read(key, "tasks") == Entry(newer, ["newer"])
+        assert cache.write(key, newer, {"tasks": b'["newer"]'})
+        assert not cache.write(key, older, {"tasks": b'["older"]'})
+        assert cache.read(key, "tasks") == Entry(newer, b'["newer"]')
 
 
 def test_a_writer_that_read_before_a_later_commit_cannot_overwrite_its_snapshot(
@@ -107,8 +107,8 @@ def test_a_writer_that_read_before_a_later_commit_cannot_overwrite_its_snapshot(
     read_from_database = user_records._from_database
     raced: list[bool] = []
 
-    def slow_read(user_id: str, kind: str) -> list[dict[str, Any]]:
-        snapshot = read_from_database(user_id, kind)
+    def slow_read(user_id: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
+        snapshot = read_from_database(user_id, kind, limit)
         if kind == "tasks" and not raced:
             raced.append(True)
             # Another worker commits and writes its snapshot through while this one still holds the old rows.
@@ -130,8 +130,8 @@ def test_a_reader_cannot_put_back_what_a_writer_just_replaced(
     redis.Redis.from_url(redis_server.url).hdel(user_cache_key("alice"), "tasks")
     read_from_database = user_records._from_database
 
-    def slow_read(user_id: str, kind: str) -> list[dict[str, Any]]:
-        snapshot = read_from_database(user_id, kind)
+    def slow_read(user_id: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
+        snapshot = read_from_database(user_id, kind, limit)
         monkeypatch.setattr(user_records, "_from_database", read_from_database)
         execute(postgres, "UPDATE tasks SET title = 'Newer' WHERE title = 'One'")
         records_changed(user_id)

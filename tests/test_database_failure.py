@@ -53,7 +53,7 @@ def test_a_connection_killed_before_the_ledger_insert_leaves_nothing_and_the_ret
     expected = put(client, headers, dry_sid, 0, batch_body("task-store", BATCH)).json
     sid = open_session(client, headers, "real")
     before = dump(postgres, ALL_TABLES)
-    with before_statement(app, "INSERT INTO migration_ledger", terminate_backend(postgres)):
+    with before_statement(app, "COPY migration_ledger", terminate_backend(postgres)):
         failed = put(client, headers, sid, 0, batch_body("task-store", BATCH))
     assert_unavailable(failed)
     assert dump(postgres, ALL_TABLES) == before  # the update and the inserts before the kill went with it
@@ -114,9 +114,7 @@ def test_another_users_row_appearing_mid_batch_is_decided_afresh(app, client, au
     # takes the relocated id too: the third attempt finds both hers and quarantines the record.
     taken = iter([task_id, relocated])
     sid = open_session(client, headers)
-    with before_statement(
-        app, "INSERT INTO tasks", lambda cursor: insert_task(postgres, next(taken), "mallory"), times=2
-    ):
+    with before_statement(app, "COPY tasks", lambda cursor: insert_task(postgres, next(taken), "mallory"), times=2):
         response = put(client, headers, sid, 0, batch_body("task-store", [{"id": task_id, "title": "Mine"}]))
     assert response.status_code == 200
     [result] = response.json["results"]

@@ -1,0 +1,26 @@
+"""gunicorn settings for `bench.ingest_http --worker-profile DIR`: each sync worker runs under cProfile.
+
+The profile starts once the app is loaded and is written when the worker
+exits, to `DIR/worker-<pid>.prof` (DIR from LSMIGRATE_BENCH_PROFILE_DIR).
+Sync workers only: a gthread worker serves requests on pool threads, which a
+profiler enabled in the worker's main thread does not see.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+from typing import Any
+
+_PROFILE = cProfile.Profile()
+
+
+def post_worker_init(worker: Any) -> None:
+    """gunicorn hook: called in each worker just after it has loaded the application."""
+    _PROFILE.enable()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: called in the worker as it exits."""
+    _PROFILE.disable()
+    _PROFILE.dump_stats(os.path.join(os.environ["LSMIGRATE_BENCH_PROFILE_DIR"], f"worker-{os.getpid()}.prof"))
