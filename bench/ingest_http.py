@@ -193,7 +193,7 @@ def _header(services: Services, records: list[Any], batch: int, seed: int) -> st
             f"machine     {os.cpu_count()} cores, load average {load} before the run; "
             f"CPython {platform.python_version()}",
             f"server      gunicorn {gunicorn.__version__}, {WORKERS} {worker_kind} workers"
-            f"{' (gc.freeze() after loading the app)' if services.gc_freeze else ''}; "
+            f"{' with gc.freeze() after loading the app' if services.gc_freeze else ', no gc.freeze()'}; "
             f"PostgreSQL {postgres_version(services.postgres.conninfo)} (fsync, synchronous_commit and "
             "full_page_writes off); Redis cache on",
             f"code        lsmigrate.server from {Path(lsmigrate.server.__file__).parent} (what gunicorn imports too)",
@@ -217,7 +217,10 @@ def arguments() -> argparse.Namespace:
         "--threads", type=int, default=THREADS, help=f"threads per gunicorn worker; 1: sync workers (default {THREADS})"
     )
     parser.add_argument(
-        "--gc-freeze", action="store_true", help="gunicorn workers call gc.freeze() once the app is loaded"
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="serve without lsmigrate.server.gunicorn_conf (whose workers call gc.freeze() once the app is loaded)",
     )
     parser.add_argument("--profile", action="store_true", help="add the in-process cost split and a cProfile")
     parser.add_argument("--profile-rounds", type=int, default=5, help="batches in the cost split (default 5)")

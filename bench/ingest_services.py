@@ -25,9 +25,10 @@ from tests.fixtures_services import PostgresServer, RedisServer, free_port, wait
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "bench-secret-key"
 WORKERS = 2
-THREADS = 4  # as scripts/demo.sh
-GC_FREEZE_CONFIG = Path(__file__).resolve().parent / "gunicorn_gc_freeze.py"
-PROFILE_CONFIG = Path(__file__).resolve().parent / "gunicorn_profile.py"
+THREADS = 1  # sync workers, as scripts/demo.sh runs them with PostgreSQL
+#: The settings the app is served with (gc.freeze() in each worker once the app is loaded).
+SERVED_CONFIG = "python:lsmigrate.server.gunicorn_conf"
+PROFILE_CONFIG = str(Path(__file__).resolve().parent / "gunicorn_profile.py")
 #: Tables emptied between measurements (the tests' list).
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, "
@@ -80,7 +81,7 @@ def postgres_version(conninfo: str) -> str:
 class Services:
     """PostgreSQL, Redis and gunicorn for one benchmark run; `close()` stops them all."""
 
-    def __init__(self, threads: int = THREADS, gc_freeze: bool = False, profile_dir: str | None = None) -> None:
+    def __init__(self, threads: int = THREADS, gc_freeze: bool = True, profile_dir: str | None = None) -> None:
         self.threads = threads
         self.gc_freeze = gc_freeze
         self.profile_dir = profile_dir
@@ -101,6 +102,7 @@ class Services:
         self.env.pop("LSMIGRATE_DEMO", None)
         if profile_dir is not None:
             self.env["LSMIGRATE_BENCH_PROFILE_DIR"] = profile_dir
+            self.env["LSMIGRATE_BENCH_GC_FREEZE"] = "1" if gc_freeze else ""
 
     @property
     def url(self) -> str:
@@ -127,8 +129,7 @@ class Services:
                 str(self.threads),
                 "--log-level",
                 "warning",
-                *(["--config", str(GC_FREEZE_CONFIG)] if self.gc_freeze else []),
-                *(["--config", str(PROFILE_CONFIG)] if self.profile_dir is not None else []),
+                *(["--config", self._config()] if self._config() else []),
                 "lsmigrate.server:create_app()",
             ],
             env=self.env,
@@ -138,6 +139,11 @@ class Services:
         )
         self._stack.callback(self._stop_gunicorn)
         wait_for_port(self.port)
+
+    def _config(self) -> str | None:
+        if self.profile_dir is not None:
+            return PROFILE_CONFIG  # it takes the served settings' hooks too, when gc_freeze
+        return SERVED_CONFIG if self.gc_freeze else None
 
     def _stop_postgres(self) -> None:
         try:

@@ -54,6 +54,8 @@ class LiveServer:
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "--config",
+                "python:lsmigrate.server.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{self.port}",
                 "--workers",

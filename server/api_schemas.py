@@ -1,6 +1,6 @@
 """The API's response bodies as marshmallow schemas: what the OpenAPI document describes.
 
-The views build these bodies as plain dicts (sessions, ingest, verification,
+The views build these bodies as plain dicts (config, sessions, ingest, verification,
 conflicts, quarantine, rollback); these schemas say what they hold, for the
 document only. Parts whose shape follows a store's records (a record, its
 warnings, a quarantine reason) are left open.
@@ -25,6 +25,46 @@ class ErrorEnvelope(Schema):
     """Every error response: `{"error": {"code", "message", "details"}}`."""
 
     error = fields.Nested(ErrorBody, required=True)
+
+
+class ConfigLimits(Schema):
+    """What one request may carry."""
+
+    max_batch_records = fields.Integer(required=True, metadata={"description": "records in one batch"})
+    max_body_bytes = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "bytes in one request body; null: no limit"}
+    )
+
+
+class StoreDescription(Schema):
+    """One store: where it sits in localStorage, what its records become, the conflict policy applied."""
+
+    name = fields.String(required=True)
+    key = fields.String(required=True, allow_none=True)
+    key_pattern = fields.String(required=True, allow_none=True)
+    envelope = fields.String(required=True)
+    records_path = fields.String(required=True)
+    one_record = fields.Boolean(required=True)
+    table = fields.String(required=True)
+    id_field = fields.String(required=True, allow_none=True)
+    timestamp_field = fields.String(required=True, allow_none=True)
+    conflict_policy = fields.String(
+        required=True,
+        metadata={"description": "newest_wins, keep_server, keep_local or ask: the server's override if it has one"},
+    )
+    version = fields.Integer(required=True)
+    secret_fields = fields.List(fields.String(), required=True)
+
+
+class ConfigResponse(Schema):
+    """The server's limits, protocol version, and stores (as it applies them), with a digest of the stores."""
+
+    protocol_version = fields.Integer(required=True)
+    limits = fields.Nested(ConfigLimits, required=True)
+    stores_version = fields.String(
+        required=True, metadata={"description": "sha256 (hex) of the canonical JSON of `stores`"}
+    )
+    stores = fields.List(fields.Nested(StoreDescription), required=True)
 
 
 class SessionResponse(Schema):

@@ -5,15 +5,22 @@ than `json.dumps`, but refuses some values the standard library writes: an
 integer past 64 bits (JavaScript numbers parsed by Python can be any size),
 a string holding a lone surrogate, a dict with keys that are not strings.
 Those fall back to `json.dumps`, so a value is written whenever the standard
-library would write it, and refused (TypeError) only when it would refuse it
-too: datetimes, dataclasses and other objects orjson would write natively are
-sent to the fallback on purpose. The text may differ from `json.dumps` in
-spacing and in the spelling of floats, never in the value it stands for.
+library would write it. Datetimes, dates, dataclasses and subclasses of the
+JSON types, which orjson would write its own way, are sent to the fallback
+too, which refuses (TypeError) what it cannot write. Two differences remain,
+neither reachable from what lsmigrate stores: a UUID is written as its text
+and an enum member as its value (json.dumps refuses both), and NaN or an
+infinity comes out as `null` (json.dumps writes `NaN`, which is not JSON and
+which no jsonb column takes; lsmigrate's parser refuses them on the way in).
+Otherwise the text may differ from `json.dumps` in spacing and in the
+spelling of floats, never in the value it stands for.
 
 Reading (`loads`, how psycopg decodes the JSONB the server reads back) is
 orjson's too, except for text with a run of 19 digits or more: orjson reads
 an integer past 64 bits as a float, losing digits, where the standard
 library keeps it exact (such a run inside a string only costs the fast path).
+Text orjson refuses (an escaped lone surrogate, which json.dumps writes) goes
+to `json.loads`.
 """
 
 from __future__ import annotations
@@ -57,7 +64,10 @@ def loads(text: str | bytes) -> Any:
     pattern = _LONG_NUMBER_BYTES if isinstance(text, bytes) else _LONG_NUMBER_TEXT
     if pattern.search(text) is not None:  # type: ignore[arg-type]
         return json.loads(text)
-    return orjson.loads(text)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # it reads what orjson cannot (a lone surrogate), or raises its own error
 
 
 class FastJSONProvider(DefaultJSONProvider):

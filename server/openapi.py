@@ -67,6 +67,12 @@ class Operation:
 
 OPERATIONS = (
     Operation(
+        "get",
+        "/api/migration/config",
+        "The limits, the protocol version, and the stores with the conflict policies this server applies.",
+        {200: out.ConfigResponse},
+    ),
+    Operation(
         "post",
         "/api/migration/sessions",
         "Open a session, or return the one already open for this client session id.",

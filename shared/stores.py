@@ -4,7 +4,8 @@ A store is declared, not coded. A `StoreSpec` names the localStorage key (or
 a key pattern), the envelope, where the records sit in the state, the record
 schema, the target table, the id and timestamp fields, the conflict policy,
 and upgrades for state written by older versions of the app. A
-`StoreCatalog` finds the spec of a key.
+`StoreCatalog` finds the spec of a key, and describes its specs as JSON with
+a version digest (what the protocol's config answers).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.envelopes import ZUSTAND, Envelope, SourceError, describe
 from lsmigrate.shared.mapping import MappedRecord, RecordMapper, RecordSchema
 from lsmigrate.shared.timestamps import column_timestamp
@@ -223,6 +225,21 @@ class StoreCatalog:
         if spec is not None:
             return spec
         return next((spec for spec in self._patterned if spec.matches(key)), None)
+
+    def describe(self, policies: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """Every spec's `describe()` in catalog order; `policies` (store name -> policy) replaces the specs' own."""
+        policies = policies or {}
+        unknown = sorted(set(policies) - set(self._by_name))
+        if unknown:
+            raise ValueError(f"conflict policies for stores not in the catalog: {unknown}")
+        invalid = sorted(name for name, policy in policies.items() if policy not in CONFLICT_POLICIES)
+        if invalid:
+            raise ValueError(f"conflict policies of {invalid} must be one of {', '.join(CONFLICT_POLICIES)}")
+        return [{**spec.describe(), "conflict_policy": policies.get(spec.name, spec.conflict_policy)} for spec in self]
+
+    def version(self, policies: Mapping[str, str] | None = None) -> str:
+        """sha256 (hex) of the canonical JSON of `describe(policies)`: it changes when what a store does changes."""
+        return digest(self.describe(policies))
 
     def key_rules(self) -> dict[str, list[str]]:
         """What the loader tests keys against before it downloads anything."""

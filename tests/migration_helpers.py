@@ -169,3 +169,35 @@ def unreachable_app() -> Iterator[tuple[FlaskClient, dict[str, str]]]:
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+@contextmanager
+def sqlite_app(filename: str) -> Iterator[Flask]:
+    """An app on a new SQLite database in `filename`, its tables made by `db.create_all()`."""
+    app = create_app(
+        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{filename}", "SECRET_KEY": "test-secret-key"}
+    )
+    with app.app_context():
+        db.create_all()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@contextmanager
+def recorded_statements(app: Flask) -> Iterator[list[str]]:
+    """The statements the app's engine runs inside the block, in order, as `before_cursor_execute` sees them."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

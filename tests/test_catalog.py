@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pytest
 from marshmallow import fields, post_load, pre_load, validates, validates_schema
 
+from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.catalog import BUILTIN_STORES, DRAFT_KEY_PATTERN, STORES, spec_for_key
 from lsmigrate.shared.documents import FormDraftSchema
 from lsmigrate.shared.envelopes import BARE
@@ -111,6 +112,28 @@ def test_the_builtin_stores() -> None:
     json.dumps([spec.describe() for spec in STORES])
     with pytest.raises(KeyError):
         STORES.named("nope")
+
+
+def test_the_catalog_describes_its_specs_with_a_version() -> None:
+    assert STORES.describe() == [spec.describe() for spec in STORES]
+    assert STORES.version() == digest(STORES.describe())
+    asked = STORES.describe({"tasks": "ask"})
+    assert asked[0] == {**STORES.named("tasks").describe(), "conflict_policy": "ask"}
+    assert asked[1:] == STORES.describe()[1:]
+    assert STORES.version({"tasks": "ask"}) != STORES.version()
+    assert STORES.version({"tasks": STORES.named("tasks").conflict_policy}) == STORES.version()
+
+
+@pytest.mark.parametrize(
+    ("policies", "message"),
+    [
+        ({"notes": "ask"}, "conflict policies for stores not in the catalog: ['notes']"),
+        ({"tasks": "coin_toss"}, "conflict policies of ['tasks'] must be one of"),
+    ],
+)
+def test_a_catalog_refuses_policies_it_cannot_apply(policies: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        STORES.describe(policies)
 
 
 def draft_spec(name: str = "drafts", **overrides: Any) -> StoreSpec:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, g, request
+from flask import Blueprint, Flask, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
@@ -16,7 +16,7 @@ from lsmigrate.server.rollback import rollback_session
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.verification import complete_session
 from lsmigrate.shared.catalog import STORES
-from lsmigrate.shared.protocol import MAX_SEQ, CompleteRequest, ResolveRequest, SessionRequest
+from lsmigrate.shared.protocol import MAX_SEQ, PROTOCOL_VERSION, CompleteRequest, ResolveRequest, SessionRequest
 
 bp = Blueprint("migration", __name__, url_prefix="/api/migration")
 bp.before_request(authenticate)
@@ -33,6 +33,21 @@ def _check_policies(state: BlueprintSetupState) -> None:
     with app.app_context():
         for spec in STORES:
             conflict_policy(spec)
+
+
+@bp.get("/config")
+def show_config() -> ResponseReturnValue:
+    """The limits, the protocol version, and the stores with the conflict policies this server applies."""
+    policies = {spec.name: conflict_policy(spec) for spec in STORES}
+    return {
+        "protocol_version": PROTOCOL_VERSION,
+        "limits": {
+            "max_batch_records": current_app.config["MAX_BATCH_RECORDS"],
+            "max_body_bytes": current_app.config["MAX_CONTENT_LENGTH"],
+        },
+        "stores_version": STORES.version(policies),
+        "stores": STORES.describe(policies),
+    }
 
 
 @bp.post("/sessions")
