@@ -9,11 +9,15 @@ An entry is one Redis hash: a `version` field beside the cached values.
 Values are bytes (JSON text, as the callers keep them): stored and handed
 back as they are.
 
-Both scripts run atomically in Redis, so a writer holding an old version (it
-read the database before somebody else's commit) can never overwrite what a
-newer writer stored: versions only grow (HINCRBY; a hash that lost its version
+A bump is a script, atomic in Redis; a write is an optimistic transaction
+(WATCH the hash, check its version, MULTI/EXEC the values), refused if the
+hash changed in between. So a writer holding an old version (it read the
+database before somebody else's commit) can never overwrite what a newer
+writer stored: versions only grow (HINCRBY; a hash that lost its version
 starts again from the server's clock in microseconds, above any version handed
 out before), and a write is refused unless its version is the current one.
+(A write was a script too, but a script copies its arguments into Lua and
+back: twice the Redis CPU for a snapshot of several megabytes.)
 
 A hash expires CACHE_TTL_SECONDS after it was created or last bumped; writes
 never extend that. So no value is served more than CACHE_TTL_SECONDS after it
@@ -62,16 +66,6 @@ redis.call('HSET', KEYS[1], 'version', version)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
-
-# KEYS[1] the hash; ARGV[1] the version the values were read under ('' for
-# none), ARGV[2] the TTL of a new hash, ARGV[3..] field, value, field, value...
-_WRITE = """
-if (redis.call('HGET', KEYS[1], 'version') or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"""
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -135,10 +129,7 @@ class RedisCache:
         state = self._redis
         if state is None:
             return False
-        args: list[Any] = [version, state.ttl]
-        for field, value in values.items():
-            args += [field, value]
-        return bool(state.call(lambda client: state.write_script(keys=[key], args=args, client=client)))
+        return bool(state.call(lambda client: state.write(key, version, values, client)))
 
     def report_failure(self, error_name: str) -> bool:
         """Another user of Redis (the rate limiter) found it unreachable; False when the cache has no Redis."""
@@ -157,7 +148,6 @@ class _Redis:
         self.ttl = ttl
         self.retry_seconds = retry_seconds
         self.bump_script = client.register_script(_BUMP)
-        self.write_script = client.register_script(_WRITE)
         self.down = False
         self.retry_at = 0.0
         self.pending: set[str] = set()
@@ -166,6 +156,25 @@ class _Redis:
     def bump(self, key: str, client: Any) -> Any:
         """Run the bump script on `client` (a Redis client or a pipeline)."""
         return self.bump_script(keys=[key], args=[self.ttl], client=client)
+
+    def write(self, key: str, version: str, values: Mapping[str, bytes], client: redis.Redis) -> bool:
+        """Store `values` in the hash if its version is `version`, giving a new hash the TTL; False if not."""
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                # Watched, a pipeline runs commands at once and answers them (redis-py's typing says otherwise).
+                current = cast(bytes | None, pipe.hget(key, "version"))
+                ttl = cast(int, pipe.ttl(key))
+                if (current.decode() if current else "") != version:
+                    return False
+                pipe.multi()
+                pipe.hset(key, mapping=dict(values))
+                if ttl < 0:  # a new hash (a reader's first fill): it expires like any other
+                    pipe.expire(key, self.ttl)
+                pipe.execute()
+            except redis.WatchError:
+                return False  # the hash changed after the version was checked
+        return True
 
     def call(self, operation: Callable[[redis.Redis], T]) -> T | None:
         """operation(client), or None when Redis failed a moment ago or fails now."""
