@@ -2,7 +2,7 @@
 
 .venv/bin/python -m bench.ingest_http [--records N] [--batch 500] [--clients 1,4] [--profile]
 
-Starts a throwaway PostgreSQL and Redis and gunicorn (2 workers x 4 threads),
+Starts a throwaway PostgreSQL and Redis and gunicorn (2 sync workers, lsmigrate.server.gunicorn_conf),
 then for each client count uploads N realistic tasks split over that many
 users (one session each, pre-encoded bodies, keep-alive http.client threads),
 completes every session, checks what the server wrote, and times a binary

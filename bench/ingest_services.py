@@ -1,7 +1,7 @@
 """The ingest benchmark's servers: throwaway PostgreSQL and Redis, and gunicorn serving the app.
 
 `Services` starts them (PostgreSQL and Redis from tests/fixtures_services, the
-schema by `flask db upgrade`, gunicorn with 2 workers of 4 threads as
+schema by `flask db upgrade`, gunicorn with 2 sync workers and the shipped settings as
 scripts/demo.sh runs it) and stops every one of them by its process id.
 `cpu_seconds` reads a process tree's CPU time from /proc, so the benchmark can
 put the server's CPU beside the load generator's.

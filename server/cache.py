@@ -67,6 +67,7 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
 
+
 @dataclass(frozen=True)
 class Entry:
     """What `read` found: the hash's version ('' when it has none) and the field's value (None when absent)."""
