@@ -3,9 +3,10 @@
 The server trusts nothing the client mapped: it re-checks every digest and
 maps the raw records again with the shared schemas; `outcomes` decides what
 becomes of each record. Writes are set-based, a handful of statements
-whatever the batch's size: one multi-row insert and one update (executemany)
-of the table, one insert each of quarantine, conflicts and ledger rows, and
-the batch's own row. All of it commits together or not at all: a dropped
+whatever the batch's size: one binary COPY of the new rows (`bulk`), one
+update (executemany) of the rows it overwrites, one insert each of
+quarantine and conflict rows, one COPY of the ledger, and the batch's own
+row. All of it commits together or not at all: a dropped
 connection leaves nothing of the batch behind (503, send it again).
 
 A batch is idempotent: the same body under the same seq replays the stored
@@ -13,8 +14,9 @@ response, another body under that seq is 409 `batch_mismatch`. A dry run
 does everything, the table writes included, inside a savepoint it then
 rolls back; it keeps the ledger and the batch so `complete` can verify.
 A collision with a concurrent writer (another user inserting the same UUID
-at that instant) is retried, deciding afresh; after three collisions in a
-row the answer is 409 `concurrent_write`.
+at that instant: a unique constraint refusing the write) is retried,
+deciding afresh; after three collisions in a row the answer is 409
+`concurrent_write`. Any other integrity error is a server error, not a race.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
@@ -180,6 +183,13 @@ def _apply(
     return response, not batch.dry_run and bool(plan.inserts or plan.updates)
 
 
+def _is_collision(error: IntegrityError) -> bool:
+    """True when a unique constraint refused the write (someone else wrote that key first)."""
+    if isinstance(error.orig, psycopg.errors.UniqueViolation):
+        return True
+    return "UNIQUE constraint failed" in str(error.orig)  # SQLite's wording
+
+
 def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any]:
     """Apply batch `seq` of `session` (or replay its stored response) and return the response."""
     fingerprint = hashlib.sha256(body).hexdigest()
@@ -214,6 +224,8 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         except IntegrityError as error:
             # A concurrent request with the same seq, or another user's row with the same id, won the race.
             db.session.rollback()
+            if not _is_collision(error):
+                raise  # a row the plan built wrong (a NOT NULL, a CHECK): a server error, never retried as a race
             collision = error
             replay = _stored_response(batch.session_id, seq, fingerprint)
             if replay is not None:
