@@ -7,10 +7,12 @@ it again gives the result it would have had.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.shared.ids import relocated_id
 from tests.fixtures_services import PostgresServer
@@ -151,3 +153,30 @@ def test_a_connection_killed_while_resolving_a_conflict_changes_nothing(
         assert_unavailable(client.post(url, json={"keep": keep}, headers=headers))
     assert dump(postgres, ALL_TABLES) == before
     assert client.post(url, json={"keep": keep}, headers=headers).json["outcome"] in ("updated", "kept_server")
+
+
+@pytest.fixture
+def forbidden_title(postgres: PostgresServer) -> Iterator[None]:
+    """A constraint the ingest does not know of: tasks titled 'Forbidden' are refused (gone after the test)."""
+    with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+        connection.execute("ALTER TABLE tasks ADD CONSTRAINT no_forbidden_title CHECK (title <> 'Forbidden')")
+    try:
+        yield
+    finally:
+        with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+            connection.execute("ALTER TABLE tasks DROP CONSTRAINT no_forbidden_title")
+
+
+@pytest.mark.usefixtures("forbidden_title")
+def test_an_integrity_error_that_is_no_collision_is_not_retried_as_one(app, client, auth, postgres) -> None:
+    # A server error (the plan built a row the table refuses), not a race to retry into a 409.
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    before = dump(postgres, ALL_TABLES)
+    statements: list[str] = []
+    with before_statement(app, "COPY tasks", lambda cursor: statements.append("COPY tasks"), times=10):
+        with pytest.raises(IntegrityError) as raised:
+            put(client, headers, sid, 0, batch_body("task-store", [{"id": "t-1", "title": "Forbidden"}]))
+    assert isinstance(raised.value.orig, psycopg.errors.CheckViolation)
+    assert statements == ["COPY tasks"]  # tried once
+    assert dump(postgres, ALL_TABLES) == before
