@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -15,6 +16,7 @@ from lsmigrate.server import create_app
 from lsmigrate.server.auth import issue_token
 from lsmigrate.server.extensions import db
 from tests.fixtures_services import PostgresServer, RedisServer
+from tests.migration_helpers import sqlite_app
 
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, "
@@ -71,3 +73,13 @@ def auth(app: Flask):  # type: ignore[no-untyped-def]
             return {"Authorization": f"Bearer {issue_token(user_id)}"}
 
     return headers
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_app(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
+    """The app on PostgreSQL (emptied), then on a new SQLite file (for modules with a SQLite branch)."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("app")
+    else:
+        with sqlite_app(str(tmp_path / "app.sqlite")) as app:
+            yield app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -109,16 +109,6 @@ def by_key(rows: list[dict[str, Any]], table: Table) -> list[dict[str, Any]]:
 
 def on_postgresql(app: Flask) -> bool:
     return str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql")
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def any_app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Flask]:
-    """The app on PostgreSQL (emptied), then on a new SQLite file."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("app")
-    else:
-        with sqlite_app(str(tmp_path / "bulk.sqlite")) as app:
-            yield app
 
 
 def test_rows_land_with_every_value_exactly(any_app: Flask) -> None:

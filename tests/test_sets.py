@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,16 +45,6 @@ def add_tasks(ids: list[uuid.UUID], user_id: str = "alice") -> None:
 def found(values: Any, column: Any = TASKS.c.id) -> list[Any]:
     """The ids of the tasks whose `column` is among `values`."""
     return sorted(db.session.scalars(select(TASKS.c.id).where(among(column, values))))
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def any_app(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Flask]:
-    """The app on PostgreSQL (emptied), then on a new SQLite file."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("app")
-    else:
-        with sqlite_app(str(tmp_path / "sets.sqlite")) as app:
-            yield app
 
 
 @pytest.mark.parametrize(
