@@ -7,7 +7,9 @@ writes the values in C, JSON columns are encoded by `jsontext.dumps_bytes`
 PostgreSQL skips parsing and planning an INSERT per row (about three times
 the rows per second of an executemany). It is an insert like any other:
 constraints are checked, a duplicate key fails the statement, and a rollback
-takes it all back.
+takes it all back. A table with a column whose type has no binary form here
+(plain `json`, say), or a default SQLAlchemy computes in SQL, falls back to
+the executemany.
 
 To the rest of the app it looks like a statement SQLAlchemy ran: the
 connection's `before_cursor_execute` and `after_cursor_execute` listeners
@@ -18,41 +20,48 @@ connection invalidated when it was lost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Table, TypeDecorator, Uuid, insert
+from sqlalchemy import JSON, Connection, Table, insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
 from lsmigrate.server.extensions import db
 from lsmigrate.server.jsontext import dumps_bytes
 
-# psycopg's name for the binary format of each column type the tables use.
-_COPY_TYPES: tuple[tuple[type, str], ...] = (
-    (Uuid, "uuid"),
-    (Boolean, "bool"),
-    (Integer, "int4"),
-    (DateTime, "timestamptz"),
-    (JSON, "jsonb"),
-    (String, "text"),  # Text too; varchar(n) takes text's binary form and still checks n
-)
+# The binary COPY format (psycopg's type name) of each PostgreSQL column type, by its DDL name. A table
+# with a column of any other type is inserted by executemany instead.
+_COPY_TYPES = {
+    "UUID": "uuid",
+    "BOOLEAN": "bool",
+    "SMALLINT": "int2",
+    "INTEGER": "int4",
+    "BIGINT": "int8",
+    "TIMESTAMP WITH TIME ZONE": "timestamptz",
+    "JSONB": "jsonb",
+    "TEXT": "text",
+    "VARCHAR": "text",  # varchar(n) takes text's binary form and still checks n
+}
 # jsonb's binary form: format version 1, then the JSON text.
 _JSONB_VERSION = b"\x01"
 _JSONB_NULL = _JSONB_VERSION + b"null"
+_POSTGRESQL = postgresql.psycopg.dialect()
 
 
-def _copy_type(column: Any) -> str:
-    kind = column.type
-    if isinstance(kind, TypeDecorator):
-        kind = kind.impl_instance
-    if isinstance(kind, DateTime) and not kind.timezone:
-        raise TypeError(f"{column.name}: only timestamptz columns are copied")
-    for base, name in _COPY_TYPES:
-        if isinstance(kind, base):
-            return name
-    raise TypeError(f"{column.name}: no binary COPY type for {kind!r}")
+@functools.cache
+def _copy_types(table: Table, names: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The binary COPY type of each named column of `table`; None when one has a type COPY is not given here."""
+    types = []
+    for name in names:
+        ddl = table.c[name].type.compile(dialect=_POSTGRESQL).split("(")[0]
+        if ddl not in _COPY_TYPES:
+            return None
+        types.append(_COPY_TYPES[ddl])
+    return tuple(types)
 
 
 def _json_null_for_none(column: Any) -> bool:
@@ -86,12 +95,14 @@ def insert_rows(table: Table, rows: Sequence[dict[str, Any]]) -> None:
         return
     connection = db.session.connection()
     defaults = _defaults(table, list(rows[0]))
-    if connection.dialect.name != "postgresql" or defaults is None:
+    names = (*rows[0], *(defaults or {}))
+    types = _copy_types(table, names) if connection.dialect.name == "postgresql" and defaults is not None else None
+    if types is None:
         db.session.execute(insert(table), list(rows))
         return
     if defaults:
         rows = [{**row, **{name: _value(default) for name, default in defaults.items()}} for row in rows]
-    _copy(connection, table, rows)
+    _copy(connection, table, rows, types)
 
 
 def _value(default: Any) -> Any:
@@ -99,14 +110,13 @@ def _value(default: Any) -> Any:
     return default.arg(None) if hasattr(default, "is_callable") else default
 
 
-def _copy(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def _copy(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], types: tuple[str, ...]) -> None:
     columns = [table.c[name] for name in rows[0]]
     names = [column.name for column in columns]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     text = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
-    types = [_copy_type(column) for column in columns]
     # JSON values are encoded here, straight to jsonb's binary form (a version byte, then the text), and
     # sent as bytes: psycopg's own JSON dumper costs a Python call per value.
     documents = [(index, _json_null_for_none(columns[index])) for index, kind in enumerate(types) if kind == "jsonb"]

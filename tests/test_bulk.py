@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import Table, delete, event, insert, select, text
+from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, Table, delete, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lsmigrate.server.bulk import insert_rows
@@ -286,3 +286,42 @@ def test_cursor_listeners_see_the_copy_statement(app: Flask) -> None:
             event.remove(engine, "after_cursor_execute", after)
     statement = f"COPY tasks ({', '.join(rows[0])}) FROM STDIN"
     assert heard == [("before", statement, rows, True), ("after", statement, rows, True)]
+
+
+@pytest.fixture
+def probe(app: Flask) -> Iterator[Table]:
+    """A throwaway table with a BIGINT and a plain JSON (not JSONB) column, dropped after the test."""
+    table = Table(
+        "bulk_probe",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("big", BigInteger),
+        Column("doc", JSON),
+    )
+    with app.app_context():
+        table.create(db.engine)
+    try:
+        yield table
+    finally:
+        with app.app_context():
+            table.drop(db.engine)
+
+
+def test_a_column_type_copy_is_not_given_falls_back_to_executemany(app: Flask, probe: Table) -> None:
+    rows = [{"id": 1, "big": 2**40, "doc": {"a": [1, "ü"]}}, {"id": 2, "big": -(2**62), "doc": None}]
+    with app.app_context(), recorded_statements(app) as statements:
+        insert_rows(probe, rows)
+        db.session.commit()
+        landed = db.session.execute(select(probe).order_by(probe.c.id)).mappings().all()
+    assert [statement.split()[0] for statement in statements] == ["INSERT", "SELECT"]  # json has no COPY form here
+    assert [dict(row) for row in landed] == rows
+
+
+def test_a_bigint_column_is_copied_as_eight_bytes(app: Flask, probe: Table) -> None:
+    rows = [{"id": 1, "big": 2**40}, {"id": 2, "big": -(2**62)}]  # int4 would refuse both
+    with app.app_context(), recorded_statements(app) as statements:
+        insert_rows(probe, rows)
+        db.session.commit()
+        landed = db.session.execute(select(probe.c.id, probe.c.big).order_by(probe.c.id)).mappings().all()
+    assert statements[0].startswith("COPY bulk_probe (id, big)")
+    assert [dict(row) for row in landed] == rows
