@@ -1,20 +1,33 @@
-"""The runner's adapters over the page: localStorage, fetch, and the loader's event callback.
+"""The runner's adapters over the page: localStorage, fetch, the loader's host (IndexedDB, the network), events.
 
-`run` is what loader.js calls once Pyodide and the wheels are loaded.
+`run` is what loader.js calls once Pyodide and the wheels are loaded. The
+loader passes `host`, a JS object whose methods return promises:
+`saveBackup(valuesJson, metaJson)`, `backupValues(id)`, `loadCheckpoint()`,
+`saveCheckpoint(json)`, `clearCheckpoint()` (backups.js), `untilOnline()`.
+JSON crosses the boundary as text; a JS error arrives as its message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import time
 import traceback
 from typing import Any
 
-from lsmigrate.browser.runner import Emit, Send, run_migration
+from lsmigrate.browser.progress import Emit
+from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
+from lsmigrate.browser.runner import Host, Options, run_migration
 
 if sys.platform == "emscripten":  # pragma: no cover - only under Pyodide
-    from js import localStorage
+    from js import localStorage, navigator
+    from pyodide.ffi import JsException
     from pyodide.http import pyfetch
+else:  # plain CPython: the module imports, the adapters are not used
+
+    class JsException(Exception):  # noqa: N818 - Pyodide's name
+        """Stands in for pyodide.ffi.JsException off the page."""
 
 
 class LocalStorage:
@@ -34,22 +47,89 @@ class LocalStorage:
         localStorage.removeItem(key)
 
 
+class HostBackups:
+    """The backups and the checkpoint, kept by the loader's host (backups.js) in IndexedDB."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+
+    async def save(self, values: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+        """Back up `values`; the backup's summary (its id first)."""
+        summary: dict[str, Any] = json.loads(await self._host.saveBackup(json.dumps(values), json.dumps(meta)))
+        return summary
+
+    async def values(self, backup_id: str) -> dict[str, str]:
+        """The raw values a backup holds, checked against their digests."""
+        values: dict[str, str] = json.loads(await self._host.backupValues(backup_id))
+        return values
+
+    async def load_checkpoint(self) -> dict[str, Any] | None:
+        """The checkpoint of an unfinished run, or None."""
+        text = await self._host.loadCheckpoint()
+        return None if text is None else json.loads(text)  # type: ignore[no-any-return]
+
+    async def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Replace the checkpoint."""
+        await self._host.saveCheckpoint(json.dumps(checkpoint))
+
+    async def clear_checkpoint(self) -> None:
+        """Forget the checkpoint: the run it resumes has finished."""
+        await self._host.clearCheckpoint()
+
+
+class PagePacing:
+    """Time and the network as the page has them: setTimeout through asyncio, navigator.onLine."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait without blocking the page."""
+        await asyncio.sleep(seconds)
+
+    def online(self) -> bool:
+        """What the browser believes."""
+        return bool(navigator.onLine)
+
+    async def until_online(self) -> None:
+        """Resolve at the next `online` event (at once when online)."""
+        await self._host.untilOnline()
+
+    def now(self) -> float:
+        """A monotonic clock in seconds."""
+        return time.monotonic()
+
+    async def breathe(self) -> None:
+        """Let the page handle its events and paint before the next slice of work."""
+        await asyncio.sleep(0)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: the backoff decides
+
+
 def fetch_sender(api_base: str, token: str) -> Send:
     """A `send` that calls the migration API with fetch and the bearer token."""
 
-    async def send(method: str, path: str, body: Any) -> tuple[int, Any]:
-        response = await pyfetch(
-            api_base + path,
-            method=method,
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            body=None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False),
-        )
-        text = await response.string()
+    async def send(method: str, path: str, body: Any) -> Reply:
+        try:
+            response = await pyfetch(
+                api_base + path,
+                method=method,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                body=None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+            )
+            text = await response.string()
+        except (JsException, OSError) as error:  # fetch rejects with a TypeError when nothing answered
+            raise NetworkError(str(error)) from error
         try:
             answer = json.loads(text) if text else None
         except ValueError:
             answer = None
-        return response.status, answer
+        return Reply(response.status, answer, _retry_after(response.headers.get("retry-after")))
 
     return send
 
@@ -61,15 +141,28 @@ def _emitter(callback: Any) -> Emit:
     return emit
 
 
-async def run(options_json: str, callback: Any) -> str:
-    """Run one migration with the loader's options; returns the report as JSON."""
+async def run(options_json: str, callback: Any, host: Any) -> str:
+    """Run one migration with the loader's options and host; returns the report as JSON."""
     options = json.loads(options_json)
+    retry = options.get("retry", {})
     try:
         report = await run_migration(
-            LocalStorage(),
-            fetch_sender(options["api"], options["token"]),
-            _emitter(callback),
-            batch_size=int(options.get("batchSize", 500)),
+            Host(
+                LocalStorage(),
+                fetch_sender(options["api"], options["token"]),
+                _emitter(callback),
+                HostBackups(host),
+                PagePacing(host),
+            ),
+            Options(
+                batch_size=int(options.get("batchSize", 500)),
+                dry_run=bool(options.get("dryRun", False)),
+                retry=RetryPolicy(
+                    attempts=int(retry.get("attempts", 8)),
+                    base=float(retry.get("base", 0.5)),
+                    cap=float(retry.get("cap", 30.0)),
+                ),
+            ),
         )
     except Exception as error:  # noqa: BLE001 - reported to the page, traceback to the console
         traceback.print_exc()

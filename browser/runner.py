@@ -1,27 +1,49 @@
-"""One migration run in the page: extract → validate and map → upload → verify → clean up.
+"""One migration run in the page: check → extract → validate and map → back up → upload → verify → clean up.
 
-The runner knows the protocol and the promise, not the browser: storage,
-the network (`send`) and progress events (`emit`) are passed in, so the same
-code runs under Pyodide and in CPython tests.
+The runner knows the protocol and the promise, not the browser: localStorage,
+the IndexedDB backups and checkpoint, the network (`send`), time and progress
+events come in a `Host`, so the same code runs under Pyodide and in CPython
+tests.
+
+A round migrates a set of keys in one server session:
+
+- the raw values are read, extracted and mapped (digests; the server maps
+  again), in slices with a pause between them so the page stays responsive;
+- every raw value is backed up (IndexedDB, gzip, read back and checked) and
+  a checkpoint saved (client session id, backup id, acknowledged batches)
+  before the first upload; a backup that fails ends the run before anything
+  is sent;
+- batches go up in a fixed order (keys sorted, `batch_size` records each),
+  each sent until answered (see `retries`) and checkpointed once acknowledged;
+- `complete` verifies; only the keys it lists, and only if their value still
+  equals the backed-up one, are removed.
+
+A run that finds a checkpoint resumes it: same client session id (the server
+answers with the batches it acknowledged, which are skipped), the values read
+back from the backup rather than from localStorage, so every batch is the
+same as before. A key the app rewrote during a round is kept and migrated
+again in another round (at most `max_rounds`). A dry run backs up,
+checkpoints and deletes nothing. (The marker that tells the loader this
+origin has finished is the loader's to write.)
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from lsmigrate.browser.progress import Emit, Progress
+from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
 from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreSpec
 
-Send = Callable[[str, str, Any], Awaitable[tuple[int, Any]]]
-Emit = Callable[[str, dict[str, Any]], None]
-
 OUTCOME_COUNTS = ("inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded")
+#: Records mapped between two pauses: a few tens of milliseconds in Pyodide.
+MAP_SLICE = 500
 
 
 class Storage(Protocol):
@@ -32,8 +54,46 @@ class Storage(Protocol):
     def remove(self, key: str) -> None: ...
 
 
+class Backups(Protocol):
+    """The IndexedDB side: backups of raw values, and the resume checkpoint."""
+
+    async def save(self, values: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]: ...
+    async def values(self, backup_id: str) -> dict[str, str]: ...
+    async def load_checkpoint(self) -> dict[str, Any] | None: ...
+    async def save_checkpoint(self, checkpoint: dict[str, Any]) -> None: ...
+    async def clear_checkpoint(self) -> None: ...
+
+
+class PagePacing(Pacing, Protocol):
+    """Pacing, plus a monotonic clock and a pause that lets the page handle its events."""
+
+    def now(self) -> float: ...
+    async def breathe(self) -> None: ...
+
+
+@dataclass
+class Host:
+    """Everything the runner touches outside Python."""
+
+    storage: Storage
+    send: Send
+    emit: Emit
+    backups: Backups
+    pacing: PagePacing
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run goes: batch size, dry run, rounds for rewritten keys, retries."""
+
+    batch_size: int = 500
+    dry_run: bool = False
+    max_rounds: int = 3
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
 class MigrationFailed(Exception):
-    """The server refused a step; carries the error envelope's code and message."""
+    """A step failed for good: the server refused it, or the backup could not be made. Nothing is deleted."""
 
     def __init__(self, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"{code}: {message}")
@@ -46,9 +106,18 @@ class MigrationFailed(Exception):
 class _Source:
     key: str
     spec: StoreSpec
-    raw: str
     records: list[Any]
-    digests: list[str]
+    digests: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Round:
+    """The keys one session migrates, their raw values as backed up, and the checkpoint that resumes it."""
+
+    values: dict[str, str]
+    sources: list[_Source]
+    checkpoint: dict[str, Any]
+    resumed: bool
 
 
 def _key_report(found: int) -> dict[str, Any]:
@@ -57,28 +126,81 @@ def _key_report(found: int) -> dict[str, Any]:
     return report
 
 
-async def _call(send: Send, method: str, path: str, body: Any, ok: tuple[int, ...] = (200,)) -> Any:
-    status, answer = await send(method, path, body)
-    if status in ok:
-        return answer
-    error = answer.get("error", {}) if isinstance(answer, dict) else {}
-    raise MigrationFailed(
-        error.get("code", f"http_{status}"),
-        error.get("message", f"{method} {path} answered {status}"),
-        error.get("details"),
-    )
+def _new_report(dry_run: bool) -> dict[str, Any]:
+    return {
+        "session_id": None,
+        "state": "running",
+        "dry_run": dry_run,
+        "keys": {},
+        "errors": [],
+        "unknown_keys": [],
+        "rounds": 0,
+        "backup_id": None,
+    }
 
 
-def _read_sources(storage: Storage, report: dict[str, Any]) -> list[_Source]:
+async def run_migration(host: Host, options: Options | None = None) -> dict[str, Any]:
+    """Migrate every store found in localStorage (resuming a checkpointed run); returns the report of design §9.
+
+    A step that fails for good ends the run with state "failed" and the error in
+    the report; nothing is deleted then, and a checkpoint stays for the next run.
+    """
+    options = options or Options()
+    report = _new_report(options.dry_run)
+    progress = Progress(host.emit, host.pacing.now)
+    try:
+        checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
+        keys: list[str] | None = None  # the first round takes every migratable key
+        while report["rounds"] < options.max_rounds:
+            found = await _plan_round(host, options, report, progress, checkpoint, keys)
+            if found is None:
+                break
+            report["rounds"] += 1
+            rewritten = await _run_round(host, options, report, progress, found)
+            checkpoint, keys = None, rewritten
+            if not rewritten or options.dry_run:
+                break
+        report["state"] = "done"
+    except MigrationFailed as error:
+        report["state"] = "failed"
+        report["error"] = {"code": error.code, "message": error.message, "details": error.details}
+    progress.start("done", 0)
+    return report
+
+
+async def _plan_round(
+    host: Host,
+    options: Options,
+    report: dict[str, Any],
+    progress: Progress,
+    checkpoint: dict[str, Any] | None,
+    keys: list[str] | None,
+) -> _Round | None:
+    """Read (or, resuming, read back) the round's raw values and extract their records; None: nothing to do."""
+    progress.start("check", 0)
+    if checkpoint is not None:
+        try:
+            values = await host.backups.values(checkpoint["backup_id"])
+        except Exception as error:  # noqa: BLE001 - a lost or damaged backup: start afresh, nothing was deleted
+            host.emit("lsmigrate:warning", {"code": "checkpoint_unusable", "message": str(error)})
+            await host.backups.clear_checkpoint()
+            checkpoint = None
+    if checkpoint is None:
+        values = {}
+        for key in sorted(host.storage.keys()):
+            if spec_for_key(key) is None:
+                if not key.startswith(OWN_KEY_PREFIX) and key not in report["unknown_keys"]:
+                    report["unknown_keys"].append(key)  # reported, never read or touched
+                continue
+            raw = host.storage.get(key)
+            if raw is not None and (keys is None or key in keys):
+                values[key] = raw
+    progress.start("extract", len(values))
     sources = []
-    for key in sorted(storage.keys()):
+    for key, raw in values.items():
         spec = spec_for_key(key)
-        if spec is None:
-            if not key.startswith(OWN_KEY_PREFIX):
-                report["unknown_keys"].append(key)  # reported, never read or touched
-            continue
-        raw = storage.get(key)
-        if raw is None:
+        if spec is None:  # a backed-up key this version no longer migrates
+            progress.advance(1)
             continue
         try:
             extracted = spec.extract(key, raw)
@@ -86,91 +208,196 @@ def _read_sources(storage: Storage, report: dict[str, Any]) -> list[_Source]:
             report["errors"].append(error.as_dict())
             report["keys"][key] = {"found": None, "error": str(error), "cleaned_up": False}
             continue
-        sources.append(_Source(key, spec, raw, extracted.records, []))
+        finally:
+            progress.advance(1)
+        sources.append(_Source(key, spec, extracted.records))
         report["keys"][key] = _key_report(len(extracted.records))
         if extracted.warnings:
             report["keys"][key]["source_warnings"] = extracted.warnings
-    return sources
-
-
-async def run_migration(
-    storage: Storage,
-    send: Send,
-    emit: Emit,
-    *,
-    batch_size: int = 500,
-    client_session_id: str | None = None,
-) -> dict[str, Any]:
-    """Migrate every store found in `storage`; returns the report of design §9.
-
-    A step the server refuses ends the run with state "failed" and the
-    server's error in the report; nothing is deleted then.
-    """
-    report: dict[str, Any] = {"session_id": None, "state": "running", "keys": {}, "errors": [], "unknown_keys": []}
-    try:
-        await _migrate(report, storage, send, emit, batch_size, client_session_id)
-    except MigrationFailed as error:
-        report["state"] = "failed"
-        report["error"] = {"code": error.code, "message": error.message, "details": error.details}
-    return report
-
-
-async def _migrate(
-    report: dict[str, Any],
-    storage: Storage,
-    send: Send,
-    emit: Emit,
-    batch_size: int,
-    client_session_id: str | None,
-) -> None:
-    sources = _read_sources(storage, report)
-    total = sum(len(source.records) for source in sources)
-    emit("lsmigrate:progress", {"phase": "extract", "done": total, "total": total})
+        await host.pacing.breathe()
     if not sources:
-        report["state"] = "done"
-        return
+        return None
+    resumed = checkpoint is not None
+    if checkpoint is None:
+        checkpoint = {
+            "client_session_id": str(uuid.uuid4()),
+            "backup_id": None,
+            "batch_size": options.batch_size,
+            "keys": [source.key for source in sources],
+            "session_id": None,
+            "acknowledged": [],
+        }
+    return _Round(values, sources, checkpoint, resumed)
 
-    session = await _call(
-        send, "POST", "/sessions", {"client_session_id": client_session_id or str(uuid.uuid4())}, ok=(200, 201)
-    )
-    session_id = report["session_id"] = session["session_id"]
-    now = datetime.now(UTC)
-    for source in sources:
-        mapped = source.spec.map(source.records, key=source.key, user_id=session["user_id"], migrated_at=now)
-        source.digests = [m.digest for m in mapped]
-        report["keys"][source.key]["warnings"] = sum(len(m.warnings) for m in mapped)
-    emit("lsmigrate:progress", {"phase": "validate", "done": total, "total": total})
 
-    seq, sent = 0, 0
+async def _map(host: Host, progress: Progress, sources: list[_Source], report: dict[str, Any]) -> None:
+    """Validate and map every record (the digests the server checks), a slice at a time."""
+    progress.start("validate", sum(len(source.records) for source in sources))
+    migrated_at = datetime.now(UTC)
     for source in sources:
-        counts = report["keys"][source.key]
-        for offset in range(0, len(source.records), batch_size):
-            body = {
-                "key": source.key,
-                "offset": offset,
-                "records": source.records[offset : offset + batch_size],
-                "digests": source.digests[offset : offset + batch_size],
-            }
-            answer = await _call(send, "PUT", f"/sessions/{session_id}/batches/{seq}", body)
-            for outcome, n in answer["counts"].items():
-                counts[outcome] = counts.get(outcome, 0) + n
-            seq += 1
-            sent += len(body["records"])
-            emit("lsmigrate:progress", {"phase": "upload", "done": sent, "total": total})
+        warnings = 0
+        for start in range(0, len(source.records), MAP_SLICE):
+            # Digests and warnings do not depend on the user; the server maps again with the real one.
+            mapped = source.spec.map(
+                source.records[start : start + MAP_SLICE], key=source.key, user_id="", migrated_at=migrated_at
+            )
+            source.digests.extend(record.digest for record in mapped)
+            warnings += sum(len(record.warnings) for record in mapped)
+            progress.advance(len(mapped))
+            await host.pacing.breathe()
+        report["keys"][source.key]["warnings"] = warnings
+
+
+async def _back_up(host: Host, plan: _Round, report: dict[str, Any]) -> None:
+    """Store and check the raw values, then the checkpoint: both before anything is uploaded."""
+    try:
+        backup = await host.backups.save(plan.values, {"client_session_id": plan.checkpoint["client_session_id"]})
+        plan.checkpoint["backup_id"] = backup["id"]
+        await host.backups.save_checkpoint(plan.checkpoint)
+    except Exception as error:  # noqa: BLE001 - IndexedDB's errors are many and all mean the same here
+        raise MigrationFailed(
+            "backup_failed",
+            f"The local backup could not be written, so nothing was uploaded or deleted: {error}",
+        ) from error
+    report["backup_id"] = backup["id"]
+
+
+async def _run_round(
+    host: Host, options: Options, report: dict[str, Any], progress: Progress, plan: _Round
+) -> list[str]:
+    """Map, back up, upload, verify and clean up one round; returns the keys the app rewrote meanwhile."""
+    await _map(host, progress, plan.sources, report)
+    if options.dry_run:
+        progress.start("backup", 0)
+    elif plan.resumed:
+        report["backup_id"] = plan.checkpoint["backup_id"]
+        progress.start("backup", 1, 1)
+    else:
+        progress.start("backup", 1)
+        await _back_up(host, plan, report)
+        progress.advance(1)
+
+    server = _Server(host, options, progress)
+    session = await server.open(plan, options.dry_run)
+    report["session_id"] = session["session_id"]
+    if session["status"] != "verified":
+        await _upload(host, server, plan, progress, session, options)
 
     manifest = {
-        source.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in sources
+        source.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in plan.sources
     }
-    verdict = await _call(send, "POST", f"/sessions/{session_id}/complete", {"manifest": manifest})
-    emit("lsmigrate:progress", {"phase": "verify", "done": total, "total": total})
+    total = sum(len(source.records) for source in plan.sources)
+    progress.start("verify", total)
+    verdict = await server.call("POST", f"/sessions/{session['session_id']}/complete", {"manifest": manifest})
+    progress.advance(total)
+    for key, counts in verdict.get("counts", {}).items():
+        report["keys"][key].update({outcome: counts.get(outcome, 0) for outcome in OUTCOME_COUNTS})
 
-    raw_at_start = {source.key: source.raw for source in sources}
-    for key in verdict["deletable_keys"]:
-        # A key the app rewrote since we read it holds data we have not migrated: keep it.
-        if key in raw_at_start and storage.get(key) == raw_at_start[key]:
-            storage.remove(key)
+    progress.start("cleanup", len(plan.sources))
+    rewritten = []
+    for key in verdict["deletable_keys"] if not options.dry_run else []:
+        current = host.storage.get(key)
+        if current == plan.values.get(key):
+            host.storage.remove(key)
             report["keys"][key]["cleaned_up"] = True
+        elif current is not None:
+            # The app wrote the key after we read it: what it holds now has not been migrated. Keep it.
+            report["keys"][key]["rewritten"] = True
+            rewritten.append(key)
+        else:
+            report["keys"][key]["gone"] = True  # the app removed it meanwhile; nothing of ours to remove
     for key, why in verdict.get("kept_keys", {}).items():
         report["keys"][key]["kept"] = why
-    emit("lsmigrate:progress", {"phase": "cleanup", "done": total, "total": total})
-    report["state"] = "done"
+    progress.advance(len(plan.sources))
+    if not options.dry_run:
+        await host.backups.clear_checkpoint()
+    return rewritten
+
+
+async def _upload(
+    host: Host, server: _Server, plan: _Round, progress: Progress, session: dict[str, Any], options: Options
+) -> None:
+    """Send every batch the server has not acknowledged, in order, checkpointing each."""
+    acknowledged = set(session.get("acknowledged_batches", []))
+    batch_size = int(plan.checkpoint["batch_size"])
+    batches = [(source, offset) for source in plan.sources for offset in range(0, len(source.records), batch_size)]
+    total = sum(len(source.records) for source in plan.sources)
+    skipped = sum(
+        len(source.records[offset : offset + batch_size])
+        for seq, (source, offset) in enumerate(batches)
+        if seq in acknowledged
+    )
+    progress.start("upload", total, skipped)
+    for seq, (source, offset) in enumerate(batches):
+        if seq in acknowledged:
+            continue
+        records = source.records[offset : offset + batch_size]
+        body = {
+            "key": source.key,
+            "offset": offset,
+            "records": records,
+            "digests": source.digests[offset : offset + batch_size],
+        }
+        answer = await server.call("PUT", f"/sessions/{session['session_id']}/batches/{seq}", body, plan=plan)
+        for result in answer.get("results", []):
+            if result.get("outcome") == "conflict":
+                host.emit(
+                    "lsmigrate:conflict",
+                    {
+                        "session_id": session["session_id"],
+                        "key": source.key,
+                        "index": result["index"],
+                        "conflict_id": result.get("conflict_id"),
+                        "target_id": result.get("target_id"),
+                    },
+                )
+        if not options.dry_run:
+            plan.checkpoint["acknowledged"].append(seq)
+            await host.backups.save_checkpoint(plan.checkpoint)
+        progress.advance(len(records))
+        await host.pacing.breathe()
+
+
+class _Server:
+    """The protocol's calls, each sent until answered; a session the server closed is reopened once per call."""
+
+    def __init__(self, host: Host, options: Options, progress: Progress) -> None:
+        self.host = host
+        self.options = options
+        self.progress = progress
+
+    async def _send(self, method: str, path: str, body: Any) -> Reply:
+        try:
+            return await send_with_retries(
+                self.host.send, self.host.pacing, self.options.retry, method, path, body, self.progress.waiting
+            )
+        except NetworkError as error:
+            raise MigrationFailed("network_error", f"The server could not be reached: {error}") from error
+
+    async def call(self, method: str, path: str, body: Any, *, plan: _Round | None = None) -> Any:
+        """The answer's body; MigrationFailed with the server's error when it refuses."""
+        reply = await self._send(method, path, body)
+        if reply.status == 409 and reply.error_code == "session_closed" and plan is not None:
+            # Idle too long, another client took the user's session over: take it back and go on.
+            await self.open(plan, self.options.dry_run)
+            reply = await self._send(method, path, body)
+        if 200 <= reply.status < 300:
+            return reply.body
+        error = reply.body.get("error", {}) if isinstance(reply.body, dict) else {}
+        raise MigrationFailed(
+            reply.error_code, error.get("message", f"{method} {path} answered {reply.status}"), error.get("details")
+        )
+
+    async def open(self, plan: _Round, dry_run: bool) -> dict[str, Any]:
+        """Open (or resume) the round's session; a session rolled back meanwhile is replaced by a new one."""
+        checkpoint = plan.checkpoint
+        body = {"client_session_id": checkpoint["client_session_id"], "dry_run": dry_run}
+        session: dict[str, Any] = await self.call("POST", "/sessions", body)
+        if session["status"] == "rolled_back":
+            checkpoint["client_session_id"], checkpoint["acknowledged"] = str(uuid.uuid4()), []
+            body["client_session_id"] = checkpoint["client_session_id"]
+            session = await self.call("POST", "/sessions", body)
+        checkpoint["session_id"] = session["session_id"]
+        if not dry_run:
+            await self.host.backups.save_checkpoint(checkpoint)
+        return session

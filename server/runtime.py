@@ -50,6 +50,7 @@ def loader_config() -> dict[str, Any]:
             for wheel in _wheels().values()
         ],
         "module": "lsmigrate.browser.page",
+        "static": url_for("runtime.static_file", filename=""),
     }
 
 

@@ -1,33 +1,48 @@
 /* lsmigrate loader: decides on page load whether there is anything to
  * migrate. If not, it downloads nothing more. Otherwise it boots Pyodide from
- * this server, installs the lsmigrate wheel and runs the migration.
+ * this server, installs the lsmigrate wheel and runs the migration, one tab
+ * of the origin at a time.
  *
  * <script src="/lsmigrate/loader.js" data-token="..." data-mode="auto|manual"
- *         data-api="/api/migration"></script>
+ *         data-api="/api/migration" data-batch-size="500"></script>
  *
- * Page API: window.lsmigrate.start(), window.lsmigrate.status();
- * events on window: lsmigrate:progress, lsmigrate:done, lsmigrate:error.
+ * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
+ * backups(), restore(id, keys), downloadBackup(id), needsMigration().
+ * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
+ * lsmigrate:error (and lsmigrate:warning).
+ *
+ * Nothing to do: no migratable key, or the marker (localStorage
+ * "lsmigrate:done", written after a finished run) lists every migratable key
+ * still present with the fingerprint it had then (a key kept for an open
+ * conflict, a corrupt key). A key added or changed since makes it run again.
+ * One tab at a time: the run holds the Web Lock "lsmigrate:migration"; a tab
+ * waiting for it hears the outcome on the BroadcastChannel "lsmigrate",
+ * takes it as its own and does not run. backups.js (IndexedDB) is imported
+ * only when needed.
  */
 (() => {
   "use strict";
   const CONFIG = __LSMIGRATE_CONFIG__;
+  const MARKER = "lsmigrate:done";
+  const LOCK = "lsmigrate:migration";
   const script = document.currentScript;
-  const options = {
-    api: (script && script.dataset.api) || "/api/migration",
-    token: (script && script.dataset.token) || "",
-    mode: (script && script.dataset.mode) || "auto",
-    batchSize: Number((script && script.dataset.batchSize) || 500),
+  const data = (script && script.dataset) || {};
+  const defaults = {
+    api: data.api || "/api/migration",
+    token: data.token || "",
+    mode: data.mode || "auto",
+    batchSize: Number(data.batchSize || 500),
   };
 
   let current = { state: "idle", report: null };
   let booting = null;
   let running = null;
+  const patterns = CONFIG.patterns.map((source) => new RegExp(source));
+  const channel = "BroadcastChannel" in window ? new BroadcastChannel("lsmigrate") : null;
 
   function emit(name, detail) {
     window.dispatchEvent(new CustomEvent(name, { detail }));
   }
-
-  const patterns = CONFIG.patterns.map((source) => new RegExp(source));
 
   function isMigratable(key) {
     if (CONFIG.ignore_prefix.some((prefix) => key.startsWith(prefix))) return false;
@@ -43,6 +58,63 @@
     return keys.sort();
   }
 
+  /* FNV-1a over the UTF-16 code units, and the length: tells a rewritten value from the one left behind. */
+  function fingerprint(text) {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < text.length; i += 1) {
+      hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+    }
+    return `${(hash >>> 0).toString(16)}:${text.length}`;
+  }
+
+  function readMarker() {
+    try {
+      return JSON.parse(localStorage.getItem(MARKER) || "null");
+    } catch (error) {
+      return null;
+    }
+  }
+
+  function needsMigration() {
+    const keys = migratableKeys();
+    if (keys.length === 0) return false;
+    const marker = readMarker();
+    if (!marker || typeof marker.left !== "object") return true;
+    return keys.some((key) => marker.left[key] !== fingerprint(localStorage.getItem(key)));
+  }
+
+  function writeMarker(report) {
+    const left = {};
+    for (const key of migratableKeys()) left[key] = fingerprint(localStorage.getItem(key));
+    localStorage.setItem(MARKER, JSON.stringify({ session_id: report.session_id, at: new Date().toISOString(), left }));
+  }
+
+  function backupsModule() {
+    return import(CONFIG.static + "backups.js");
+  }
+
+  /* What the Python runner calls: promises of JSON text; errors as "Name: message". */
+  async function makeHost() {
+    const store = await backupsModule();
+    const plain = (promise) =>
+      promise.catch((error) => {
+        throw new Error(`${(error && error.name) || "Error"}: ${(error && error.message) || error}`);
+      });
+    return {
+      saveBackup: (values, meta) =>
+        plain(store.saveBackup(JSON.parse(values), JSON.parse(meta)).then((summary) => JSON.stringify(summary))),
+      backupValues: (id) => plain(store.backupValues(id).then((values) => JSON.stringify(values))),
+      loadCheckpoint: () =>
+        store.loadCheckpoint().then((checkpoint) => (checkpoint ? JSON.stringify(checkpoint) : null), () => null),
+      saveCheckpoint: (text) => plain(store.saveCheckpoint(JSON.parse(text))),
+      clearCheckpoint: () => plain(store.clearCheckpoint()),
+      untilOnline: () =>
+        navigator.onLine
+          ? Promise.resolve()
+          : new Promise((resolve) => window.addEventListener("online", () => resolve(), { once: true })),
+    };
+  }
+
   async function loadRuntime() {
     const { loadPyodide } = await import(CONFIG.pyodide + "pyodide.mjs");
     const pyodide = await loadPyodide({ indexURL: CONFIG.pyodide });
@@ -55,17 +127,15 @@
     return booting;
   }
 
-  async function runOnce() {
-    current = { state: "running", report: null };
+  async function migrate(options) {
     emit("lsmigrate:progress", { phase: "boot", done: 0, total: 0 });
     let report;
     try {
-      const pyodide = await boot();
+      const [pyodide, host] = await Promise.all([boot(), makeHost()]);
       const page = pyodide.pyimport(CONFIG.module);
       try {
-        report = JSON.parse(
-          await page.run(JSON.stringify(options), (name, detail) => emit(name, JSON.parse(detail))),
-        );
+        const forward = (name, detail) => emit(name, JSON.parse(detail));
+        report = JSON.parse(await page.run(JSON.stringify(options), forward, host));
       } finally {
         page.destroy();
       }
@@ -73,13 +143,48 @@
       console.error("lsmigrate:", error);
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
     }
+    if (report.state === "done" && !options.dryRun) writeMarker(report);
+    return report;
+  }
+
+  function finish(report) {
     current = { state: report.state === "done" ? "done" : "failed", report };
     emit(current.state === "done" ? "lsmigrate:done" : "lsmigrate:error", report);
     return report;
   }
 
-  function start() {
-    running = running || runOnce().finally(() => { running = null; });
+  /* Run while holding the origin's lock; a tab that waits takes the outcome another tab broadcasts. */
+  async function runOnce(options) {
+    current = { state: "running", report: null };
+    if (!(navigator.locks && channel)) return finish(await migrate(options));
+    const waiting = new AbortController();
+    let heard = null;
+    const listen = (event) => {
+      if (event.data && event.data.type === "finished" && !options.dryRun) {
+        heard = event.data.report;
+        waiting.abort();
+      }
+    };
+    channel.addEventListener("message", listen);
+    try {
+      const report = await navigator.locks.request(LOCK, { signal: waiting.signal }, async () => {
+        channel.removeEventListener("message", listen);
+        const outcome = await migrate(options);
+        if (!options.dryRun) channel.postMessage({ type: "finished", report: outcome });
+        return outcome;
+      });
+      return finish(report);
+    } catch (error) {
+      if (heard) return finish(heard);
+      throw error;
+    } finally {
+      channel.removeEventListener("message", listen);
+    }
+  }
+
+  function start(overrides = {}) {
+    const options = { ...defaults, ...overrides, dryRun: Boolean(overrides.dryRun) };
+    running = running || runOnce(options).finally(() => { running = null; });
     return running;
   }
 
@@ -87,8 +192,16 @@
     return JSON.parse(JSON.stringify(current));
   }
 
-  window.lsmigrate = { start, status, migratableKeys };
-  if (options.mode === "auto" && migratableKeys().length > 0) {
+  window.lsmigrate = {
+    start,
+    status,
+    migratableKeys,
+    needsMigration,
+    backups: () => backupsModule().then((store) => store.listBackups()),
+    restore: (id, keys = null) => backupsModule().then((store) => store.restoreBackup(id, keys)),
+    downloadBackup: (id) => backupsModule().then((store) => store.downloadBackup(id)),
+  };
+  if (defaults.mode === "auto" && needsMigration()) {
     start();
   }
 })();
