@@ -165,7 +165,6 @@ def test_a_key_the_app_rewrote_during_the_migration_is_kept_and_migrated_again(c
         "conflict": 0,
         "kept_server": 0,
         "superseded": 0,
-        "rewritten": True,
     }
     assert db_rows(postgres, "SELECT title FROM tasks WHERE user_id = 'alice' ORDER BY title") == [("A",), ("B",)]
 
