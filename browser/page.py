@@ -65,8 +65,8 @@ class HostBackups:
 
     async def load_checkpoint(self) -> dict[str, Any] | None:
         """The checkpoint of an unfinished run, or None."""
-        text = await self._host.loadCheckpoint()
-        return None if text is None else json.loads(text)  # type: ignore[no-any-return]
+        checkpoint: dict[str, Any] | None = json.loads(await self._host.loadCheckpoint())  # "null" when none
+        return checkpoint
 
     async def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Replace the checkpoint."""

@@ -109,7 +109,7 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
     for key in (DRAFT_KEY, "user-preferences"):
         assert report["keys"][key] | {"warnings": 0} == all_inserted(1)
     assert "platform-settings" not in report["keys"] and "theme" not in report["keys"]
-    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["platform-settings", "theme"]
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["lsmigrate:done", "platform-settings", "theme"]
     assert page.evaluate("() => localStorage.getItem('theme')") == "dark"
     assert page.evaluate("() => localStorage.getItem('platform-settings')") == PLATFORM_SETTINGS
     assert page.evaluate("() => window.lsmigrate.status()") == {"state": "done", "report": report}
@@ -172,7 +172,7 @@ def test_the_demo_seed_button_fills_every_store_and_migrates(page: Page, live_se
         DRAFT_KEY: 1,
         "user-preferences": 1,
     }
-    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["platform-settings", "theme"]
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["lsmigrate:done", "platform-settings", "theme"]
     assert page.evaluate("() => localStorage.getItem('platform-settings')") == settings
     [(key, draft)] = live_server.rows("SELECT key, data FROM form_drafts WHERE user_id = %s", user)
     assert key == DRAFT_KEY and draft["title"] == "Add <em>dark mode</em> to the settings page"

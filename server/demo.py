@@ -23,9 +23,15 @@ def index() -> ResponseReturnValue:
 
 @bp.get("/demo")
 def show_demo() -> ResponseReturnValue:
-    """The demo app for ?user=USER_ID, with the loader in automatic mode."""
+    """The demo app for ?user=USER_ID, with the loader in automatic mode (?mode=manual: from the button).
+
+    ?batch=N sets the records per batch (default 500).
+    """
     user_id = request.args.get("user", "alice")
     if not _USER_ID.match(user_id):
         raise BadRequest("user must be 1-64 letters, digits or _.@-", code="invalid_user")
     mode = "manual" if request.args.get("mode") == "manual" else "auto"
-    return render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode)
+    batch = request.args.get("batch", "500")
+    if not batch.isdigit() or not 1 <= int(batch) <= 1000:
+        raise BadRequest("batch must be a number of records from 1 to 1000", code="invalid_batch")
+    return render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode, batch=int(batch))

@@ -6,9 +6,11 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 
-from lsmigrate.browser.retries import Reply, Send
+from lsmigrate.browser.progress import PHASES
+from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
 from lsmigrate.browser.runner import Host, Options, run_migration
 from tests.migration_helpers import db_rows
 
@@ -99,10 +101,15 @@ def zustand(name: str, records: list[Any]) -> str:
 
 
 def run(
-    storage: FakeLocalStorage, send: Send, batch_size: int = 2, backups: MemoryBackups | None = None, **options: Any
+    storage: FakeLocalStorage,
+    send: Send,
+    batch_size: int = 2,
+    backups: MemoryBackups | None = None,
+    pacing: FakePacing | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     events: list[tuple[str, dict[str, Any]]] = []
-    host = Host(storage, send, lambda n, d: events.append((n, d)), backups or MemoryBackups(), FakePacing())
+    host = Host(storage, send, lambda n, d: events.append((n, d)), backups or MemoryBackups(), pacing or FakePacing())
     report = asyncio.run(run_migration(host, Options(batch_size=batch_size, **options)))
     report["events"] = events
     return report
@@ -183,3 +190,363 @@ def test_nothing_to_migrate_opens_no_session(client, auth) -> None:
     assert report["state"] == "done"
     assert report["keys"] == {}
     assert calls == []
+
+
+def tasks(count: int, updated: str = "2024-01-01T00:00:00Z") -> list[dict[str, Any]]:
+    return [{"id": f"t{i}", "title": f"Task {i}", "updatedAt": updated} for i in range(count)]
+
+
+def events_named(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [detail for event, detail in report["events"] if event == name]
+
+
+class RecordingBackups(MemoryBackups):
+    """MemoryBackups that note in `order` when a backup or a checkpoint is saved."""
+
+    def __init__(self, order: list[str], fail: Exception | None = None) -> None:
+        super().__init__(fail)
+        self.order = order
+
+    async def save(self, values: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+        self.order.append("backup")
+        return await super().save(values, meta)
+
+    async def save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.order.append("checkpoint")
+        await super().save_checkpoint(checkpoint)
+
+
+class FirstPutsFail:
+    """A send whose first PUTs meet `failures` in turn instead of the server: a Reply is answered, an error raised.
+
+    With `offline`, each raised error also takes that pacing's network down, as a failed fetch in an offline tab.
+    """
+
+    def __init__(self, send: Send, *failures: Reply | Exception, offline: FakePacing | None = None) -> None:
+        self.send = send
+        self.failures = list(failures)
+        self.offline = offline
+        self.puts = 0
+
+    async def __call__(self, method: str, path: str, body: Any) -> Reply:
+        if method == "PUT":
+            self.puts += 1
+            if self.failures:
+                failure = self.failures.pop(0)
+                if isinstance(failure, Reply):
+                    return failure
+                if self.offline is not None:
+                    self.offline.is_online = False
+                raise failure
+        return await self.send(method, path, body)
+
+
+class TabClosed(BaseException):
+    """The page went away mid-run: nothing in the runner catches it."""
+
+
+UNAVAILABLE = Reply(503, {"error": {"code": "database_unavailable", "message": "The database is not reachable."}}, 2.0)
+
+
+def test_a_backup_that_fails_ends_the_run_before_anything_is_sent(client, auth, postgres) -> None:
+    raw = zustand("tasks", tasks(3))
+    storage = FakeLocalStorage({"task-store": raw})
+    backups = MemoryBackups(fail=Exception("QuotaExceededError: the quota has been exceeded"))
+    calls: list[tuple[str, str]] = []
+    report = run(storage, client_sender(client, auth("alice"), lambda m, p: calls.append((m, p))), backups=backups)
+    assert report["state"] == "failed"
+    assert report["error"]["code"] == "backup_failed"
+    assert "QuotaExceededError: the quota has been exceeded" in report["error"]["message"]
+    assert calls == []
+    assert storage.items == {"task-store": raw}
+    assert backups.checkpoint is None
+    assert db_rows(postgres, "SELECT count(*) FROM migration_sessions") == [(0,)]
+
+
+def test_the_backup_holds_the_raw_values_and_is_saved_before_the_first_upload(client, auth) -> None:
+    raw_tasks = '{"state": {"tasks": [{"id": "a", "title": "A", "estimate": 1.50}]},  "version": 0}'
+    raw_environments = zustand("environments", [{"id": "e", "name": "Prod"}])
+    storage = FakeLocalStorage({"task-store": raw_tasks, "environments": raw_environments, "theme": "dark"})
+    order: list[str] = []
+    backups = RecordingBackups(order)
+    report = run(storage, client_sender(client, auth("alice"), lambda m, p: order.append(m)), backups=backups)
+    assert report["state"] == "done"
+    assert backups.saved == {"b0": {"task-store": raw_tasks, "environments": raw_environments}}  # byte for byte
+    assert report["backup_id"] == "b0"
+    assert order[:3] == ["backup", "checkpoint", "POST"]  # backed up and checkpointed before any request
+    assert order.index("PUT") > order.index("checkpoint")
+
+
+def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, auth, postgres) -> None:
+    first = tasks(5)
+    rewritten = [
+        {"id": "t0", "title": "Task 0 renamed", "updatedAt": "2024-02-01T00:00:00Z"},
+        *first[1:],
+        {"id": "t5", "title": "Task 5", "updatedAt": "2024-02-01T00:00:00Z"},
+    ]
+    storage = FakeLocalStorage({"task-store": zustand("tasks", first)})
+    backups = MemoryBackups()
+    send = client_sender(client, auth("alice"))
+    sent: list[tuple[str, Any]] = []
+
+    async def dies_on_the_third_put(method: str, path: str, body: Any) -> Reply:
+        if method == "PUT" and len(sent) == 2:
+            raise TabClosed
+        return await recording(method, path, body)
+
+    async def recording(method: str, path: str, body: Any) -> Reply:
+        if method == "PUT":
+            sent.append((path, body))
+        return await send(method, path, body)
+
+    with pytest.raises(TabClosed):
+        run(storage, dies_on_the_third_put, backups=backups)
+    assert backups.checkpoint is not None
+    assert backups.checkpoint["acknowledged"] == [0, 1]
+    died = backups.checkpoint["session_id"]
+    storage.items["task-store"] = zustand("tasks", rewritten)  # the app writes while the page reloads
+
+    sent.clear()
+    report = run(storage, recording, backups=backups)
+    assert report["state"] == "done"
+    assert report["rounds"] == 2
+    assert [(path.rsplit("/", 1)[1], body["records"]) for path, body in sent if died in path] == [("2", first[4:])]
+    assert [body["records"] for path, body in sent if died not in path] == [
+        rewritten[:2],
+        rewritten[2:4],
+        rewritten[4:],
+    ]
+    assert storage.items == {}
+    assert backups.checkpoint is None
+    assert db_rows(postgres, "SELECT title FROM tasks WHERE user_id = 'alice' ORDER BY title") == [
+        ("Task 0 renamed",),
+        *((f"Task {i}",) for i in range(1, 6)),
+    ]
+    ledger = "SELECT count(*), count(DISTINCT index), max(index) FROM migration_ledger WHERE session_id = %s"
+    assert db_rows(postgres, ledger, died) == [(5, 5, 4)]
+    assert db_rows(postgres, "SELECT seq FROM migration_batches WHERE session_id = %s ORDER BY seq", died) == [
+        (0,),
+        (1,),
+        (2,),
+    ]
+    assert db_rows(postgres, ledger, report["session_id"]) == [(6, 6, 5)]
+    assert {k: report["keys"]["task-store"][k] for k in ("found", "inserted", "updated", "unchanged")} == {
+        "found": 6,
+        "inserted": 1,
+        "updated": 1,
+        "unchanged": 4,
+    }
+
+
+def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(client, auth, postgres) -> None:
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))})
+    backups = MemoryBackups()
+    backups.checkpoint = {
+        "client_session_id": "lost-run",
+        "backup_id": "b7",
+        "batch_size": 2,
+        "keys": ["task-store"],
+        "session_id": None,
+        "acknowledged": [0],
+    }
+    report = run(storage, client_sender(client, auth("alice")), backups=backups)
+    assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
+    assert report["state"] == "done"
+    assert report["keys"]["task-store"]["inserted"] == 3
+    assert storage.items == {}
+    assert backups.checkpoint is None
+    assert db_rows(postgres, "SELECT count(*) FROM migration_sessions WHERE client_session_id = 'lost-run'") == [(0,)]
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_a_503_with_retry_after_is_waited_out_and_the_run_completes(client, auth, postgres) -> None:
+    storage, pacing = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))}), FakePacing()
+    send = FirstPutsFail(client_sender(client, auth("alice")), UNAVAILABLE, UNAVAILABLE)
+    report = run(storage, send, pacing=pacing)
+    assert report["state"] == "done"
+    assert pacing.sleeps == [2.0, 2.0]
+    assert send.puts == 4
+    assert [
+        (detail["phase"], detail["waiting"])
+        for detail in events_named(report, "lsmigrate:progress")
+        if "waiting" in detail
+    ] == [
+        ("upload", {"reason": "database_unavailable", "seconds": 2.0, "attempt": 1}),
+        ("upload", {"reason": "database_unavailable", "seconds": 2.0, "attempt": 2}),
+    ]
+    assert storage.items == {}
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_a_422_is_not_retried_and_fails_the_run_with_its_code(client, auth) -> None:
+    raw = zustand("tasks", tasks(3))
+    storage, pacing, backups = FakeLocalStorage({"task-store": raw}), FakePacing(), MemoryBackups()
+    error = {
+        "code": "digest_mismatch",
+        "message": "Some records do not match their digests.",
+        "details": {"indexes": [0]},
+    }
+    send = FirstPutsFail(client_sender(client, auth("alice")), Reply(422, {"error": error}))
+    report = run(storage, send, pacing=pacing, backups=backups)
+    assert report["state"] == "failed"
+    assert report["error"] == error
+    assert send.puts == 1
+    assert pacing.sleeps == []
+    assert storage.items == {"task-store": raw}
+    assert backups.checkpoint is not None  # the next run resumes
+
+
+def test_network_errors_while_offline_wait_for_the_network_and_the_run_completes(client, auth, postgres) -> None:
+    storage, pacing = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))}), FakePacing()
+    failures = [NetworkError("Failed to fetch") for _ in range(3)]
+    send = FirstPutsFail(client_sender(client, auth("alice")), *failures, offline=pacing)
+    report = run(storage, send, pacing=pacing, retry=RetryPolicy(attempts=2))
+    assert report["state"] == "done"
+    assert pacing.sleeps == []
+    waits = [detail["waiting"] for detail in events_named(report, "lsmigrate:progress") if "waiting" in detail]
+    assert waits == [{"reason": "offline", "attempt": 0}] * 3
+    assert storage.items == {}
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_network_errors_while_online_fail_the_run_after_the_last_attempt(client, auth) -> None:
+    raw = zustand("tasks", tasks(3))
+    storage, pacing = FakeLocalStorage({"task-store": raw}), FakePacing()
+    failures = [NetworkError("connection refused") for _ in range(5)]
+    send = FirstPutsFail(client_sender(client, auth("alice")), *failures)
+    report = run(storage, send, pacing=pacing, retry=RetryPolicy(attempts=3, random=lambda: 0.0))
+    assert report["state"] == "failed"
+    assert report["error"]["code"] == "network_error"
+    assert "connection refused" in report["error"]["message"]
+    assert send.puts == 3
+    assert pacing.sleeps == [0.25, 0.5]
+    assert storage.items == {"task-store": raw}
+
+
+def test_a_dry_run_changes_nothing_and_counts_what_the_real_run_does(client, auth, postgres) -> None:
+    items = {
+        "task-store": zustand(
+            "tasks",
+            [
+                *tasks(3),
+                "not a task",
+                {"id": "t9"},
+                {"id": "t0", "title": "Older", "updatedAt": "2023-01-01T00:00:00Z"},
+            ],
+        ),
+        "environments": zustand("environments", [{"id": "e", "name": "Prod"}]),
+    }
+    storage, order = FakeLocalStorage(items), []
+    backups = RecordingBackups(order)
+    send = client_sender(client, auth("alice"))
+    dry = run(storage, send, backups=backups, dry_run=True)
+    assert dry["state"] == "done"
+    assert dry["dry_run"] is True
+    assert storage.items == items
+    assert order == []  # no backup, no checkpoint
+    assert backups.saved == {}
+    assert backups.checkpoint is None
+    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(0,)]
+    assert db_rows(postgres, "SELECT count(*) FROM environments") == [(0,)]
+    assert db_rows(postgres, "SELECT dry_run FROM migration_sessions") == [(True,)]
+    assert {key: found["cleaned_up"] for key, found in dry["keys"].items()} == {
+        "task-store": False,
+        "environments": False,
+    }
+
+    real = run(FakeLocalStorage(items), send)
+    assert real["state"] == "done"
+    assert {key: found["cleaned_up"] for key, found in real["keys"].items()} == {
+        "task-store": True,
+        "environments": True,
+    }
+    without_cleanup = {key: found | {"cleaned_up": None} for key, found in dry["keys"].items()}
+    assert without_cleanup == {key: found | {"cleaned_up": None} for key, found in real["keys"].items()}
+    assert {k: dry["keys"]["task-store"][k] for k in ("found", "inserted", "quarantined", "superseded")} == {
+        "found": 6,
+        "inserted": 4,
+        "quarantined": 1,
+        "superseded": 1,
+    }
+
+
+def test_a_conflict_under_ask_is_announced_and_its_key_kept(client, auth, postgres, app, monkeypatch) -> None:
+    monkeypatch.setitem(app.config, "CONFLICT_POLICIES", {"tasks": "ask"})
+    send = client_sender(client, auth("alice"))
+    first = tasks(2)
+    assert run(FakeLocalStorage({"task-store": zustand("tasks", first)}), send)["state"] == "done"
+    edited = zustand("tasks", [{"id": "t0", "title": "Edited offline", "updatedAt": "2024-03-01T00:00:00Z"}, first[1]])
+    storage = FakeLocalStorage({"task-store": edited})
+    report = run(storage, send)
+    assert report["state"] == "done"
+    [(conflict_id, target_id)] = db_rows(
+        postgres, "SELECT id::text, target_id::text FROM migration_conflicts WHERE status = 'open'"
+    )
+    assert events_named(report, "lsmigrate:conflict") == [
+        {
+            "session_id": report["session_id"],
+            "key": "task-store",
+            "index": 0,
+            "conflict_id": conflict_id,
+            "target_id": target_id,
+        }
+    ]
+    found = report["keys"]["task-store"]
+    assert found["kept"] == {"reason": "open_conflicts", "outcomes": {"conflict": 1}}
+    assert (found["cleaned_up"], found["conflict"], found["unchanged"]) == (False, 1, 1)
+    assert storage.items == {"task-store": edited}
+    assert db_rows(postgres, "SELECT title FROM tasks WHERE user_id = 'alice' ORDER BY title") == [
+        ("Task 0",),
+        ("Task 1",),
+    ]
+
+
+def test_a_session_the_server_closed_under_the_runner_is_reopened(client, auth, postgres, app, monkeypatch) -> None:
+    monkeypatch.setitem(app.config, "SESSION_IDLE_SECONDS", 0)
+    headers = auth("alice")
+    calls: list[tuple[str, str]] = []
+
+    def another_device_opens_before_the_second_put(method: str, path: str) -> None:
+        calls.append((method, path))
+        if method == "PUT" and [m for m, _ in calls].count("PUT") == 2:
+            response = client.post(
+                "/api/migration/sessions", json={"client_session_id": "another-device"}, headers=headers
+            )
+            assert response.status_code == 201, response.json
+
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(5))})
+    report = run(storage, client_sender(client, headers, another_device_opens_before_the_second_put))
+    assert report["state"] == "done"
+    sid = report["session_id"]
+    assert [(m, p.replace(sid, "S")) for m, p in calls] == [
+        ("POST", "/sessions"),
+        ("PUT", "/sessions/S/batches/0"),
+        ("PUT", "/sessions/S/batches/1"),  # 409 session_closed
+        ("POST", "/sessions"),
+        ("PUT", "/sessions/S/batches/1"),
+        ("PUT", "/sessions/S/batches/2"),
+        ("POST", "/sessions/S/complete"),
+    ]
+    assert storage.items == {}
+    assert db_rows(postgres, "SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = 'alice'") == [(5, 5)]
+    assert db_rows(postgres, "SELECT count(*), count(DISTINCT index) FROM migration_ledger") == [(5, 5)]
+    assert dict(db_rows(postgres, "SELECT client_session_id, status FROM migration_sessions")) == {
+        "another-device": "abandoned",
+        db_rows(postgres, "SELECT client_session_id FROM migration_sessions WHERE id = %s", sid)[0][0]: "verified",
+    }
+
+
+def test_progress_goes_through_the_phases_in_order_with_rate_and_eta_while_uploading(client, auth) -> None:
+    report = run(FakeLocalStorage({"task-store": zustand("tasks", tasks(6))}), client_sender(client, auth("alice")))
+    progress = events_named(report, "lsmigrate:progress")
+    phases: list[str] = []
+    for detail in progress:
+        if not phases or phases[-1] != detail["phase"]:
+            phases.append(detail["phase"])
+    assert phases == list(PHASES)
+    uploads = [detail for detail in progress if detail["phase"] == "upload"]
+    assert [detail["done"] for detail in uploads] == [0, 2, 4, 6]
+    assert all(detail["total"] == 6 for detail in uploads)
+    assert (uploads[0]["rate"], uploads[0]["eta"]) == (None, None)
+    assert all(detail["rate"] > 0 and detail["eta"] is not None for detail in uploads[1:])
+    assert uploads[-1]["eta"] == 0.0

@@ -5,21 +5,22 @@
  * back and checked. The database also keeps the migration's resume checkpoint.
  *
  * Object store "backups" (keyPath "id"), one record per backup:
- *   { id:         "<created_at>-<8 hex>", sorts by creation time (to the ms)
- *     created_at: ISO 8601 string
- *     meta:       small JSON object from the caller ({session, user, ...})
+ *   { id:         "20250102T030405.678Z-<8 hex>": created_at in ISO 8601 basic
+ *                 format plus a random suffix (sortable, safe in a file name)
+ *     created_at: ISO 8601 string, e.g. "2025-01-02T03:04:05.678Z"
+ *     meta:       the caller's small JSON object ({session, user, ...})
  *     entries:    [{ key, bytes, compressed_bytes, sha256, gzip }] }
- * An entry's stored text is JSON.stringify(raw): lossless, because
- * JSON.stringify escapes lone surrogates (\ud800) that UTF-8 cannot hold.
- *   bytes            the UTF-8 byte length of that text
+ * An entry's stored text is JSON.stringify(raw). That is lossless: it escapes
+ * lone surrogates ("\ud800"), which UTF-8 (TextEncoder) would replace.
+ *   bytes            UTF-8 byte length of the stored text
  *   sha256           lowercase hex sha256 of exactly those UTF-8 bytes
- *   gzip             Uint8Array, gzip (CompressionStream) of those bytes
+ *   gzip             Uint8Array: those bytes through CompressionStream("gzip")
  *   compressed_bytes gzip.byteLength
- * Object store "checkpoints": the resume checkpoint, as its JSON form, under
- * the key "current".
+ * Object store "checkpoints": the resume checkpoint's JSON form, key "current";
+ * the last finished run's outcome {at, report}, key "outcome".
  *
- * Errors are BackupError: `message` says in plain words what failed, `name`
- * keeps the DOM exception's name when there is one (QuotaExceededError, ...).
+ * Every failure is a BackupError: `message` says in plain words what failed,
+ * `name` keeps the DOM exception's name when there is one (QuotaExceededError).
  */
 
 const DB_NAME = "lsmigrate";
@@ -27,8 +28,11 @@ const DB_VERSION = 1;
 const BACKUPS = "backups";
 const CHECKPOINTS = "checkpoints";
 const CHECKPOINT_KEY = "current";
-const DAY_MS = 24 * 60 * 60 * 1000;
+const OUTCOME_KEY = "outcome";
 const DOWNLOAD_FORMAT = "lsmigrate-backup/1";
+const DAY_MS = 24 * 60 * 60 * 1000;
+const UNAVAILABLE = "IndexedDB is not available in this browser (private browsing or blocked site storage), " +
+  "so localStorage cannot be backed up";
 
 export class BackupError extends Error {
   constructor(message, { name = "BackupError", cause } = {}) {
@@ -37,17 +41,16 @@ export class BackupError extends Error {
   }
 }
 
-/** Translate a DOM exception (or anything thrown) into a BackupError that says what failed. */
+/** A BackupError saying `what` failed and why, keeping a DOM exception's name. */
 function failure(what, error) {
   if (error instanceof BackupError) return error;
-  const name = error && error.name && error.name !== "Error" ? error.name : "BackupError";
-  const detail = name === "QuotaExceededError"
-    ? "the browser's storage quota for this site is full"
-    : (error && error.message) || name;
-  return new BackupError(`${what}: ${detail}`, { name, cause: error });
+  const name = error instanceof DOMException ? error.name : "BackupError";
+  const quota = name === "QuotaExceededError";
+  const why = quota ? "the browser's storage quota for this site is full" : error?.message || name;
+  return new BackupError(`${what}: ${why}`, { name, cause: error });
 }
 
-/** Whether this browser exposes IndexedDB (private modes and some sandboxes do not). */
+/** Whether this browser exposes IndexedDB (some private modes and sandboxes do not). */
 export function available() {
   try {
     return typeof indexedDB !== "undefined" && indexedDB !== null;
@@ -57,49 +60,39 @@ export function available() {
 }
 
 function requireIndexedDB() {
-  if (!available()) {
-    throw new BackupError(
-      "IndexedDB is not available in this browser (private browsing or blocked site storage), " +
-        "so localStorage cannot be backed up",
-    );
-  }
+  if (!available()) throw new BackupError(UNAVAILABLE);
 }
-
-// ---- connection ----------------------------------------------------------
 
 let connection = null;
-
-function createStores(db) {
-  if (!db.objectStoreNames.contains(BACKUPS)) db.createObjectStore(BACKUPS, { keyPath: "id" });
-  if (!db.objectStoreNames.contains(CHECKPOINTS)) db.createObjectStore(CHECKPOINTS);
-}
 
 function openDatabase() {
   return new Promise((resolve, reject) => {
     requireIndexedDB();
     let blocked = false;
     const request = indexedDB.open(DB_NAME, DB_VERSION);
-    request.onupgradeneeded = () => createStores(request.result);
+    request.onupgradeneeded = () => {
+      const db = request.result;
+      if (!db.objectStoreNames.contains(BACKUPS)) db.createObjectStore(BACKUPS, { keyPath: "id" });
+      if (!db.objectStoreNames.contains(CHECKPOINTS)) db.createObjectStore(CHECKPOINTS);
+    };
     request.onsuccess = () => {
       const db = request.result;
-      if (blocked) return db.close(); // the caller already got an error
-      // Another tab wants a newer schema: step aside instead of blocking it.
+      if (blocked) return db.close(); // the caller already has its error
+      // Another tab upgrades or deletes the database: step aside instead of blocking it.
       db.onversionchange = () => { db.close(); connection = null; };
       db.onclose = () => { connection = null; };
       resolve(db);
     };
-    request.onerror = () => reject(failure("Could not open the backup database", request.error));
+    request.onerror = () => reject(request.error);
     request.onblocked = () => {
       blocked = true;
-      reject(new BackupError(
-        "The backup database is held open by another tab of this site; close it and try again",
-        { name: "BlockedError" },
-      ));
+      const message = "Could not open the backup database: another tab of this site holds it open; close that tab";
+      reject(new BackupError(message, { name: "BlockedError" }));
     };
   });
 }
 
-/** The shared connection, opened once; reopened after it was closed or failed. */
+/** The shared connection: opened once, reopened after it closed or failed to open. */
 function database() {
   connection = connection || openDatabase().catch((error) => {
     connection = null;
@@ -116,33 +109,29 @@ function settle(request) {
   });
 }
 
-/** Run `work(store)` in one transaction; resolves with its result once the transaction commits. */
-async function transact(storeName, mode, work) {
+/** Run `work(store)` (returning a request or a promise) in one transaction; resolves once it commits. */
+async function transact(what, storeName, mode, work) {
   const db = await database();
   return new Promise((resolve, reject) => {
     const tx = db.transaction(storeName, mode);
     let result;
     tx.oncomplete = () => resolve(result);
-    tx.onabort = () => reject(tx.error || new BackupError("The transaction was aborted"));
-    Promise.resolve(work(tx.objectStore(storeName))).then(
+    tx.onabort = () => reject(tx.error || new Error("the transaction was aborted"));
+    const outcome = work(tx.objectStore(storeName));
+    Promise.resolve(outcome instanceof IDBRequest ? settle(outcome) : outcome).then(
       (value) => { result = value; },
       (error) => {
         reject(error);
         try { tx.abort(); } catch { /* already finished */ }
       },
     );
-  });
+  }).catch((error) => { throw failure(what, error); });
 }
 
-// ---- encoding ------------------------------------------------------------
-
 function requireCodecs() {
-  if (typeof CompressionStream === "undefined" || typeof DecompressionStream === "undefined") {
-    throw new BackupError("This browser cannot gzip (no CompressionStream), so no backup can be made");
-  }
-  if (!globalThis.crypto || !crypto.subtle) {
-    throw new BackupError("crypto.subtle is unavailable (the page is not a secure context), so no backup can be made");
-  }
+  const missing = typeof CompressionStream === "undefined" ? "CompressionStream (gzip)"
+    : !globalThis.crypto?.subtle ? "crypto.subtle (the page is not a secure context)" : null;
+  if (missing) throw new BackupError(`This browser lacks ${missing}, so localStorage cannot be backed up`);
 }
 
 async function pipe(bytes, transform) {
@@ -150,16 +139,30 @@ async function pipe(bytes, transform) {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
-async function sha256Hex(bytes) {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
+function hex(bytes) {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
 }
 
-/** JSON round trip: stores only JSON-able data; Maps (Pyodide's default dict conversion) become objects. */
+async function sha256Hex(bytes) {
+  return hex(new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)));
+}
+
+/** The JSON form of `value`; Maps (what Pyodide makes of a dict by default) become objects. */
 function toJson(value, what) {
   const text = JSON.stringify(value, (_, item) => (item instanceof Map ? Object.fromEntries(item) : item));
   if (text === undefined) throw new BackupError(`The ${what} is not JSON-able`);
   return JSON.parse(text);
+}
+
+/** [key, raw] pairs of a plain object or a Map; anything else (a PyProxy) would silently back up nothing. */
+function entriesOf(values) {
+  if (values instanceof Map) return [...values];
+  const proto = values !== null && typeof values === "object" ? Object.getPrototypeOf(values) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw new BackupError("saveBackup takes a plain object {key: rawString} or a Map " +
+      "(from Python: to_js(values, dict_converter=Object.fromEntries))");
+  }
+  return Object.entries(values);
 }
 
 async function encodeEntry(key, raw) {
@@ -169,20 +172,18 @@ async function encodeEntry(key, raw) {
   return { key, bytes: text.byteLength, compressed_bytes: gzip.byteLength, sha256: await sha256Hex(text), gzip };
 }
 
-async function decodeEntry(entry) {
-  let raw;
-  let digest;
+async function decodeEntry({ key, sha256, gzip }) {
+  let text;
   try {
-    const text = await pipe(entry.gzip, new DecompressionStream("gzip"));
-    digest = await sha256Hex(text);
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(text));
+    text = await pipe(gzip, new DecompressionStream("gzip"));
   } catch (error) {
-    throw failure(`The backup of key "${entry.key}" is corrupt (it does not decompress)`, error);
+    throw new BackupError(`The backup of key "${key}" is corrupt (it does not decompress)`,
+      { name: "DataError", cause: error });
   }
-  if (digest !== entry.sha256 || typeof raw !== "string") {
-    throw new BackupError(`The backup of key "${entry.key}" is corrupt (sha256 mismatch)`, { name: "DataError" });
+  if ((await sha256Hex(text)) !== sha256) {
+    throw new BackupError(`The backup of key "${key}" is corrupt (its sha256 does not match)`, { name: "DataError" });
   }
-  return raw;
+  return JSON.parse(new TextDecoder().decode(text));
 }
 
 /** `{key: raw}` of a stored record, every entry decompressed and its sha256 checked. */
@@ -198,50 +199,46 @@ function summary({ id, created_at, meta, entries }) {
 }
 
 function newId(createdAt) {
-  const suffix = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) => b.toString(16).padStart(2, "0"));
-  return `${createdAt}-${suffix.join("")}`;
+  return `${createdAt.replace(/[-:]/g, "")}-${hex(crypto.getRandomValues(new Uint8Array(4)))}`;
 }
 
+const sortKey = (record) => `${record.created_at} ${record.id}`;
+
 async function readRecord(id) {
-  const record = await transact(BACKUPS, "readonly", (store) => settle(store.get(id)))
-    .catch((error) => { throw failure(`Could not read backup ${id}`, error); });
+  const record = await transact(`Could not read backup ${id}`, BACKUPS, "readonly", (store) => store.get(id));
   if (record === undefined) throw new BackupError(`There is no backup with id ${id}`, { name: "NotFoundError" });
   return record;
 }
 
-// ---- backups -------------------------------------------------------------
-
-/** Store `{key: raw}` as one backup, read it back and check it, then prune; resolves to its summary. */
+/** Store `{key: raw}` as one backup, read it back and check it, prune old ones; resolves to its summary. */
 export async function saveBackup(values, meta = {}) {
   requireIndexedDB();
   requireCodecs();
-  const pairs = values instanceof Map ? [...values] : Object.entries(values);
+  const pairs = entriesOf(values);
   const createdAt = new Date().toISOString();
   const record = { id: newId(createdAt), created_at: createdAt, meta: toJson(meta, "backup's meta"), entries: [] };
   for (const [key, raw] of pairs) record.entries.push(await encodeEntry(key, raw));
+  const size = record.entries.reduce((total, entry) => total + entry.compressed_bytes, 0);
 
-  await transact(BACKUPS, "readwrite", (store) => settle(store.add(record)))
-    .catch((error) => { throw failure("Could not store the backup in IndexedDB", error); });
+  await transact(`Could not store the backup (${size} bytes gzipped) in IndexedDB`, BACKUPS, "readwrite",
+    (store) => store.add(record));
   try {
     const stored = await verifiedValues(await readRecord(record.id));
-    const differs = pairs.find(([key, raw]) => !Object.hasOwn(stored, key) || stored[key] !== raw);
-    if (differs || Object.keys(stored).length !== pairs.length) {
-      throw new BackupError(`The backup read back differs from localStorage${differs ? ` at key "${differs[0]}"` : ""}`);
-    }
+    const differs = pairs.find(([key, raw]) => stored[key] !== raw);
+    if (differs) throw new BackupError(`The backup of key "${differs[0]}" reads back differently`);
   } catch (error) {
-    await deleteBackup(record.id).catch(() => {}); // do not leave a backup that failed its check
-    throw failure("The backup was written but did not read back intact", error);
+    await deleteBackup(record.id).catch(() => {}); // leave no backup that failed its check
+    throw error;
   }
-  // The backup is stored and checked; failing to prune old ones must not stop the migration.
+  // The backup is stored and checked: failing to prune old ones must not stop the migration.
   await pruneBackups().catch((error) => console.warn("lsmigrate: pruning old backups failed:", error));
   return summary(record);
 }
 
 /** Summaries of every backup (no data), newest first. */
 export async function listBackups() {
-  const records = await transact(BACKUPS, "readonly", (store) => settle(store.getAll()))
-    .catch((error) => { throw failure("Could not list the backups", error); });
-  return records.sort((a, b) => (a.id < b.id ? 1 : -1)).map(summary);
+  const records = await transact("Could not list the backups", BACKUPS, "readonly", (store) => store.getAll());
+  return records.sort((a, b) => (sortKey(a) < sortKey(b) ? 1 : -1)).map(summary);
 }
 
 /** `{key: raw}` of backup `id`, every entry decompressed and its sha256 checked. */
@@ -280,48 +277,59 @@ export async function downloadBackup(id) {
   (document.body || document.documentElement).append(link);
   link.click();
   link.remove();
-  // Revoking at once can cancel the download in some browsers (FileSaver.js waits 40 s too).
+  // Revoking at once can cancel the download in some browsers; FileSaver.js waits 40 s too.
   setTimeout(() => URL.revokeObjectURL(url), 40_000);
   return text;
 }
 
-/** Delete backups outside the `keep` newest AND older than `maxAgeDays`; never the newest. Resolves to the deleted ids. */
+/** Delete backups outside the `keep` newest AND older than `maxAgeDays`, never the newest; resolves to their ids. */
 export async function pruneBackups({ keep = 5, maxAgeDays = 30 } = {}) {
   const cutoff = Date.now() - maxAgeDays * DAY_MS;
   const doomed = (await listBackups())
     .filter((backup, index) => index > 0 && index >= keep && Date.parse(backup.created_at) < cutoff)
     .map((backup) => backup.id);
   if (doomed.length) {
-    await transact(BACKUPS, "readwrite", (store) => Promise.all(doomed.map((id) => settle(store.delete(id)))))
-      .catch((error) => { throw failure("Could not delete old backups", error); });
+    await transact("Could not delete old backups", BACKUPS, "readwrite",
+      (store) => Promise.all(doomed.map((id) => settle(store.delete(id)))));
   }
   return doomed;
 }
 
 /** Delete backup `id` (nothing happens if there is none). */
 export async function deleteBackup(id) {
-  await transact(BACKUPS, "readwrite", (store) => settle(store.delete(id)))
-    .catch((error) => { throw failure(`Could not delete backup ${id}`, error); });
+  await transact(`Could not delete backup ${id}`, BACKUPS, "readwrite", (store) => store.delete(id));
 }
-
-// ---- checkpoint ----------------------------------------------------------
 
 /** The saved resume checkpoint, or null. */
 export async function loadCheckpoint() {
-  const value = await transact(CHECKPOINTS, "readonly", (store) => settle(store.get(CHECKPOINT_KEY)))
-    .catch((error) => { throw failure("Could not read the migration checkpoint", error); });
+  const value = await transact("Could not read the migration checkpoint", CHECKPOINTS, "readonly",
+    (store) => store.get(CHECKPOINT_KEY));
   return value === undefined ? null : value;
 }
 
 /** Replace the resume checkpoint with `checkpoint` (stored as its JSON form). */
 export async function saveCheckpoint(checkpoint) {
   const value = toJson(checkpoint, "checkpoint");
-  await transact(CHECKPOINTS, "readwrite", (store) => settle(store.put(value, CHECKPOINT_KEY)))
-    .catch((error) => { throw failure("Could not save the migration checkpoint", error); });
+  await transact("Could not save the migration checkpoint", CHECKPOINTS, "readwrite",
+    (store) => store.put(value, CHECKPOINT_KEY));
 }
 
 /** Forget the resume checkpoint. */
 export async function clearCheckpoint() {
-  await transact(CHECKPOINTS, "readwrite", (store) => settle(store.delete(CHECKPOINT_KEY)))
-    .catch((error) => { throw failure("Could not clear the migration checkpoint", error); });
+  await transact("Could not clear the migration checkpoint", CHECKPOINTS, "readwrite",
+    (store) => store.delete(CHECKPOINT_KEY));
+}
+
+/** Record a finished run's outcome `{at, report}` (key "outcome"), for a tab that waited on the lock. */
+export async function saveOutcome(outcome) {
+  const value = toJson(outcome, "outcome");
+  await transact("Could not save the migration's outcome", CHECKPOINTS, "readwrite",
+    (store) => store.put(value, OUTCOME_KEY));
+}
+
+/** The last finished run's outcome `{at, report}`, or null. */
+export async function loadOutcome() {
+  const value = await transact("Could not read the migration's outcome", CHECKPOINTS, "readonly",
+    (store) => store.get(OUTCOME_KEY));
+  return value === undefined ? null : value;
 }

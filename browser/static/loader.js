@@ -104,8 +104,7 @@
       saveBackup: (values, meta) =>
         plain(store.saveBackup(JSON.parse(values), JSON.parse(meta)).then((summary) => JSON.stringify(summary))),
       backupValues: (id) => plain(store.backupValues(id).then((values) => JSON.stringify(values))),
-      loadCheckpoint: () =>
-        store.loadCheckpoint().then((checkpoint) => (checkpoint ? JSON.stringify(checkpoint) : null), () => null),
+      loadCheckpoint: () => store.loadCheckpoint().then((checkpoint) => JSON.stringify(checkpoint || null), () => "null"),
       saveCheckpoint: (text) => plain(store.saveCheckpoint(JSON.parse(text))),
       clearCheckpoint: () => plain(store.clearCheckpoint()),
       untilOnline: () =>
@@ -153,10 +152,31 @@
     return report;
   }
 
-  /* Run while holding the origin's lock; a tab that waits takes the outcome another tab broadcasts. */
+  async function lastOutcomeSince(since) {
+    try {
+      const outcome = await (await backupsModule()).loadOutcome();
+      return outcome && outcome.at >= since ? outcome.report : null;
+    } catch (error) {
+      return null; // no IndexedDB: nothing recorded, run
+    }
+  }
+
+  async function recordOutcome(report) {
+    try {
+      await (await backupsModule()).saveOutcome({ at: Date.now(), report });
+    } catch (error) {
+      console.warn("lsmigrate: the outcome could not be recorded for other tabs:", error);
+    }
+    channel.postMessage({ type: "finished", report });
+  }
+
+  /* Run while holding the origin's lock. A tab that waited takes the outcome of the run that
+   * held the lock meanwhile: heard on the channel (which cuts the wait short), or read from
+   * IndexedDB once it has the lock (a message may arrive after the lock is released). */
   async function runOnce(options) {
     current = { state: "running", report: null };
     if (!(navigator.locks && channel)) return finish(await migrate(options));
+    const since = Date.now();
     const waiting = new AbortController();
     let heard = null;
     const listen = (event) => {
@@ -169,8 +189,10 @@
     try {
       const report = await navigator.locks.request(LOCK, { signal: waiting.signal }, async () => {
         channel.removeEventListener("message", listen);
+        const earlier = options.dryRun ? null : await lastOutcomeSince(since);
+        if (earlier) return earlier;
         const outcome = await migrate(options);
-        if (!options.dryRun) channel.postMessage({ type: "finished", report: outcome });
+        if (!options.dryRun) await recordOutcome(outcome);
         return outcome;
       });
       return finish(report);

@@ -1,0 +1,309 @@
+"""What a real browser does to a migration: reloads, lost networks, outages, two tabs, failing storage, rewrites.
+
+Each test seeds localStorage on the demo's origin, loads the demo page (the
+loader in automatic mode, small batches so there is a "middle"), interferes,
+and checks what matters: the rows in PostgreSQL, the keys left in
+localStorage, the report.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import BrowserContext, Page
+
+from e2e.conftest import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+DONE_PROMISE = (
+    "window.__lsmigrateEvents = [];"
+    "for (const name of ['lsmigrate:progress', 'lsmigrate:done', 'lsmigrate:error', 'lsmigrate:conflict'])"
+    "  window.addEventListener(name, (event) => window.__lsmigrateEvents.push([name, event.detail]));"
+    "window.__lsmigrateOutcome = new Promise((resolve) => {"
+    "  window.addEventListener('lsmigrate:done', (event) => resolve(event.detail));"
+    "  window.addEventListener('lsmigrate:error', (event) => resolve(event.detail));"
+    "});"
+)
+
+
+def user_id() -> str:
+    return f"e2e-{uuid.uuid4().hex[:8]}"
+
+
+def tasks_store(count: int, title: str = "Task") -> str:
+    tasks = [
+        {"id": f"task-{i}", "title": f"{title} {i}", "status": "TODO", "createdAt": "2024-01-01T00:00:00.000Z"}
+        for i in range(count)
+    ]
+    return json.dumps({"state": {"tasks": tasks}, "version": 0})
+
+
+def seed(page: Page, server: LiveServer, stores: dict[str, str]) -> None:
+    """Write `stores` into the origin's localStorage (from a page that runs no loader)."""
+    page.goto(f"{server.url}/lsmigrate/static/demo.css")
+    page.evaluate(
+        "(stores) => { localStorage.clear();"
+        " for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }",
+        stores,
+    )
+
+
+def open_demo(page: Page, server: LiveServer, user: str, query: str = "") -> None:
+    page.add_init_script(DONE_PROMISE)
+    page.goto(f"{server.url}/demo?user={user}{query}")
+
+
+def outcome(page: Page) -> dict[str, Any]:
+    report: dict[str, Any] = page.evaluate("() => window.__lsmigrateOutcome")
+    return report
+
+
+def wait_for_upload(page: Page, done: int) -> None:
+    """Until the page has reported `done` records uploaded."""
+    page.wait_for_function(
+        "(done) => window.__lsmigrateEvents.some(([name, d]) => d && d.phase === 'upload' && d.done >= done)",
+        arg=done,
+        timeout=60_000,
+    )
+
+
+def task_count(server: LiveServer, user: str) -> tuple[int, int]:
+    """(rows, distinct ids) of the user's tasks."""
+    [(rows, ids)] = server.rows("SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = %s", user)
+    return rows, ids
+
+
+def sessions_of(server: LiveServer, user: str) -> list[tuple[str, bool]]:
+    return server.rows("SELECT status, dry_run FROM migration_sessions WHERE user_id = %s ORDER BY created_at", user)
+
+
+def local_keys(page: Page) -> list[str]:
+    keys: list[str] = page.evaluate("() => Object.keys(localStorage).filter((k) => !k.startsWith('lsmigrate:'))")
+    return sorted(keys)
+
+
+def test_a_reload_in_the_middle_resumes_and_counts_every_row_once(page: Page, live_server: LiveServer) -> None:
+    user = user_id()
+    seed(page, live_server, {"task-store": tasks_store(1200)})
+    open_demo(page, live_server, user, "&batch=100")
+    wait_for_upload(page, 300)
+    page.reload()
+    report = outcome(page)
+    assert report["state"] == "done", report
+    assert report["keys"]["task-store"]["cleaned_up"] is True
+    assert task_count(live_server, user) == (1200, 1200)
+    assert sessions_of(live_server, user) == [("verified", False)]  # the same session, resumed
+    [(ledger,)] = live_server.rows(
+        "SELECT count(*) FROM migration_ledger l JOIN migration_sessions s ON s.id = l.session_id WHERE s.user_id = %s",
+        user,
+    )
+    assert ledger == 1200
+    assert local_keys(page) == []
+
+
+def test_offline_in_the_middle_waits_and_completes_when_back(
+    page: Page, context: BrowserContext, live_server: LiveServer
+) -> None:
+    user = user_id()
+    seed(page, live_server, {"task-store": tasks_store(800)})
+    open_demo(page, live_server, user, "&batch=100")
+    wait_for_upload(page, 200)
+    context.set_offline(True)
+    page.wait_for_function(
+        "() => window.__lsmigrateEvents.some(([n, d]) => d && d.waiting && d.waiting.reason === 'offline')",
+        timeout=30_000,
+    )
+    assert page.evaluate("() => window.lsmigrate.status().state") == "running"
+    context.set_offline(False)
+    report = outcome(page)
+    assert report["state"] == "done", report
+    assert task_count(live_server, user) == (800, 800)
+    assert local_keys(page) == []
+
+
+@pytest.fixture
+def database_outage(live_server: LiveServer) -> Iterator[Any]:
+    """A function that takes the app's database away (new connections refused, its backends ended); back after."""
+    conninfo = live_server.postgres.conninfo.replace("dbname=lsmigrate", "dbname=postgres")
+
+    def set_allowed(allowed: bool) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f"ALTER DATABASE lsmigrate ALLOW_CONNECTIONS {'true' if allowed else 'false'}")
+            if not allowed:
+                connection.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = 'lsmigrate' AND pid <> pg_backend_pid()"
+                )
+
+    try:
+        yield set_allowed
+    finally:
+        set_allowed(True)
+
+
+def test_a_database_outage_answers_503_and_the_page_retries_until_it_is_over(
+    page: Page, live_server: LiveServer, database_outage: Any
+) -> None:
+    user = user_id()
+    seed(page, live_server, {"task-store": tasks_store(600)})
+    open_demo(page, live_server, user, "&batch=100")
+    wait_for_upload(page, 100)
+    database_outage(False)
+    # The outage lasts a while: the page waits (the server's Retry-After), tries again, waits again.
+    page.wait_for_function(
+        "() => window.__lsmigrateEvents.filter(([n, d]) => d && d.waiting"
+        " && d.waiting.reason === 'database_unavailable').length >= 2",
+        timeout=30_000,
+    )
+    assert page.evaluate("() => window.lsmigrate.status().state") == "running"
+    database_outage(True)
+    report = outcome(page)
+    assert report["state"] == "done", report
+    waits = page.evaluate(
+        "() => window.__lsmigrateEvents.filter(([n, d]) => d && d.waiting).map(([n, d]) => d.waiting.seconds)"
+    )
+    assert waits and all(seconds == 2 for seconds in waits)  # the server's Retry-After, honoured
+    assert task_count(live_server, user) == (600, 600)
+
+
+def test_two_tabs_opened_at_once_make_one_session_and_report_the_same_outcome(
+    context: BrowserContext, live_server: LiveServer
+) -> None:
+    user = user_id()
+    first, second = context.new_page(), context.new_page()
+    seed(first, live_server, {"task-store": tasks_store(300)})
+    for tab in (first, second):
+        tab.add_init_script(DONE_PROMISE)
+    url = f"{live_server.url}/demo?user={user}&batch=100"
+    first.goto(url, wait_until="commit")
+    second.goto(url, wait_until="commit")
+    reports = [outcome(first), outcome(second)]
+    assert [report["state"] for report in reports] == ["done", "done"]
+    assert reports[0]["session_id"] == reports[1]["session_id"]
+    assert sessions_of(live_server, user) == [("verified", False)]
+    assert task_count(live_server, user) == (300, 300)
+    booted = [
+        tab.evaluate("() => performance.getEntriesByType('resource').some((e) => e.name.endsWith('.wasm'))")
+        for tab in (first, second)
+    ]
+    assert sorted(booted) == [False, True]  # only the tab that ran loaded Pyodide
+
+
+def test_a_backup_that_cannot_be_written_stops_the_run_before_anything_is_sent(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = user_id()
+    stores = {"task-store": tasks_store(50), "environments": json.dumps({"state": {"environments": []}, "version": 0})}
+    seed(page, live_server, stores)
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Storage.overrideQuotaForOrigin", {"origin": live_server.url, "quotaSize": 1024})
+    try:
+        open_demo(page, live_server, user)
+        report = outcome(page)
+    finally:
+        cdp.send("Storage.overrideQuotaForOrigin", {"origin": live_server.url})
+    assert report["state"] == "failed"
+    assert report["error"]["code"] == "backup_failed"
+    assert "quota" in report["error"]["message"].lower()
+    assert sessions_of(live_server, user) == []  # nothing reached the server
+    assert page.evaluate("() => localStorage.getItem('task-store')") == stores["task-store"]
+
+
+def test_a_key_the_page_rewrites_during_the_migration_is_kept_then_migrated_again(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = user_id()
+    seed(page, live_server, {"task-store": tasks_store(300)})
+    page.add_init_script(
+        "window.addEventListener('lsmigrate:progress', (event) => {"
+        "  if (event.detail.phase !== 'upload' || window.__rewrote) return;"
+        "  window.__rewrote = true;"
+        "  const store = JSON.parse(localStorage.getItem('task-store'));"
+        "  store.state.tasks.push({id: 'added-meanwhile', title: 'Added while migrating'});"
+        "  localStorage.setItem('task-store', JSON.stringify(store));"
+        "});"
+    )
+    open_demo(page, live_server, user, "&batch=100")
+    report = outcome(page)
+    assert report["state"] == "done", report
+    assert report["rounds"] == 2
+    assert report["keys"]["task-store"]["cleaned_up"] is True
+    assert report["keys"]["task-store"]["inserted"] == 1 and report["keys"]["task-store"]["unchanged"] == 300
+    assert task_count(live_server, user) == (301, 301)
+    assert live_server.rows("SELECT title FROM tasks WHERE user_id = %s AND title LIKE 'Added%%'", user) == [
+        ("Added while migrating",)
+    ]
+    assert local_keys(page) == []
+
+
+def test_a_backup_restores_byte_identical_values(page: Page, live_server: LiveServer) -> None:
+    user = user_id()
+    stores = {
+        "task-store": tasks_store(20, title="Ünïcødé 🐍 \u2028"),
+        "react-hook-form-task-form": json.dumps({"title": "draft", "note": "tab\there"}),
+    }
+    seed(page, live_server, stores)
+    open_demo(page, live_server, user)
+    assert outcome(page)["state"] == "done"
+    assert local_keys(page) == []
+    backups = page.evaluate("() => window.lsmigrate.backups()")
+    assert sorted(entry["key"] for entry in backups[0]["keys"]) == sorted(stores)
+    restored = page.evaluate("(id) => window.lsmigrate.restore(id)", backups[0]["id"])
+    assert sorted(restored) == sorted(stores)
+    for key, value in stores.items():
+        assert page.evaluate("(key) => localStorage.getItem(key)", key) == value
+
+
+def test_corrupt_json_is_reported_and_left_alone_while_the_other_stores_migrate(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = user_id()
+    environments = json.dumps({"state": {"environments": [{"id": "env-1", "name": "Prod"}]}, "version": 0})
+    seed(page, live_server, {"task-store": "{not json", "environments": environments})
+    open_demo(page, live_server, user)
+    report = outcome(page)
+    assert report["state"] == "done", report
+    assert [(error["key"], error["code"]) for error in report["errors"]] == [("task-store", "invalid_json")]
+    assert report["keys"]["environments"]["cleaned_up"] is True
+    assert page.evaluate("() => localStorage.getItem('task-store')") == "{not json"
+    assert live_server.rows("SELECT name FROM environments WHERE user_id = %s", user) == [("Prod",)]
+    # The marker remembers the corrupt key as it is: the next page load downloads nothing.
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in requests if url.endswith(".wasm") or url.endswith(".whl")]
+
+
+def test_a_dry_run_reports_what_would_happen_and_changes_nothing(page: Page, live_server: LiveServer) -> None:
+    user = user_id()
+    stores = {"task-store": tasks_store(30)}
+    seed(page, live_server, stores)
+    open_demo(page, live_server, user, "&mode=manual")
+    report = page.evaluate("() => window.lsmigrate.start({dryRun: true})")
+    assert report["state"] == "done" and report["dry_run"] is True
+    assert report["keys"]["task-store"]["inserted"] == 30
+    assert report["keys"]["task-store"]["cleaned_up"] is False
+    assert page.evaluate("() => localStorage.getItem('task-store')") == stores["task-store"]
+    assert page.evaluate("() => localStorage.getItem('lsmigrate:done')") is None
+    assert task_count(live_server, user) == (0, 0)
+    assert sessions_of(live_server, user) == [("verified", True)]
+
+
+def test_after_a_finished_migration_the_next_page_load_downloads_nothing(page: Page, live_server: LiveServer) -> None:
+    user = user_id()
+    seed(page, live_server, {"task-store": tasks_store(5)})
+    open_demo(page, live_server, user)
+    assert outcome(page)["state"] == "done"
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in requests if "pyodide" in url or url.endswith(".whl") or "backups.js" in url]
+    assert page.evaluate("() => window.lsmigrate.status().state") == "idle"
