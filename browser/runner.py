@@ -22,7 +22,8 @@ A run that finds a checkpoint resumes it: same client session id (the server
 answers with the batches it acknowledged, which are skipped), the values read
 back from the backup rather than from localStorage, so every batch is the
 same as before. A key the app rewrote during a round is kept and migrated
-again in another round (at most `max_rounds`). A dry run backs up,
+again in another round, and so is a key no round has read yet (at most
+`max_rounds`; what is still waiting then is listed in `pending_keys`). A dry run backs up,
 checkpoints and deletes nothing. (The marker that tells the loader this
 origin has finished is the loader's to write.)
 """
@@ -136,6 +137,7 @@ def _new_report(dry_run: bool) -> dict[str, Any]:
         "unknown_keys": [],
         "rounds": 0,
         "backup_id": None,
+        "pending_keys": [],
     }
 
 
@@ -150,16 +152,24 @@ async def run_migration(host: Host, options: Options | None = None) -> dict[str,
     progress = Progress(host.emit, host.pacing.now)
     try:
         checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
-        keys: list[str] | None = None  # the first round takes every migratable key
+        keys: list[str] | None = None  # the first round takes every migratable key (or the checkpoint's)
+        attempted: set[str] = set()
         while report["rounds"] < options.max_rounds:
             found = await _plan_round(host, options, report, progress, checkpoint, keys)
             if found is None:
                 break
             report["rounds"] += 1
+            attempted.update(found.values)
             rewritten = await _run_round(host, options, report, progress, found)
-            checkpoint, keys = None, rewritten
-            if not rewritten or options.dry_run:
+            if options.dry_run:
                 break
+            # Next: what the app rewrote meanwhile, and keys no round has read yet (a resumed round
+            # takes only its checkpoint's keys).
+            fresh = [key for key in host.storage.keys() if spec_for_key(key) is not None and key not in attempted]
+            checkpoint, keys = None, sorted({*rewritten, *fresh})
+            if not keys:
+                break
+        report["pending_keys"] = [] if options.dry_run else sorted(keys or [])
         report["state"] = "done"
     except MigrationFailed as error:
         report["state"] = "failed"
@@ -183,6 +193,7 @@ async def _plan_round(
             values = await host.backups.values(checkpoint["backup_id"])
         except Exception as error:  # noqa: BLE001 - a lost or damaged backup: start afresh, nothing was deleted
             host.emit("lsmigrate:warning", {"code": "checkpoint_unusable", "message": str(error)})
+            await _withdraw(host, options, progress, checkpoint)
             await host.backups.clear_checkpoint()
             checkpoint = None
     if checkpoint is None:
@@ -228,6 +239,28 @@ async def _plan_round(
             "acknowledged": [],
         }
     return _Round(values, sources, checkpoint, resumed)
+
+
+async def _withdraw(host: Host, options: Options, progress: Progress, checkpoint: dict[str, Any]) -> None:
+    """Roll back the server session of a checkpoint that cannot be resumed, if it is still open.
+
+    Its batches came from a backup that is gone, so they cannot be sent again as they were; and while
+    it is open the server refuses the user a new session. Rolling it back (its rows deleted, the rows
+    it overwrote restored) lets a fresh round start from what localStorage holds, which nothing has
+    deleted. A session already verified is left as it is: its work is done and proven.
+    """
+    session_id = checkpoint.get("session_id")
+    if not session_id:
+        return
+    server = _Server(host, options, progress)
+    try:
+        session = await server.call("GET", f"/sessions/{session_id}", None)
+    except MigrationFailed as error:
+        if error.code in ("unknown_session", "foreign_session"):
+            return  # not there any more, or another user's (someone else signed in): nothing of ours to withdraw
+        raise
+    if session["status"] == "open":
+        await server.call("POST", f"/sessions/{session_id}/rollback", None)
 
 
 async def _map(host: Host, progress: Progress, sources: list[_Source], report: dict[str, Any]) -> None:

@@ -192,8 +192,8 @@ def test_nothing_to_migrate_opens_no_session(client, auth) -> None:
     assert calls == []
 
 
-def tasks(count: int, updated: str = "2024-01-01T00:00:00Z") -> list[dict[str, Any]]:
-    return [{"id": f"t{i}", "title": f"Task {i}", "updatedAt": updated} for i in range(count)]
+def tasks(count: int) -> list[dict[str, Any]]:
+    return [{"id": f"t{i}", "title": f"Task {i}", "updatedAt": "2024-01-01T00:00:00Z"} for i in range(count)]
 
 
 def events_named(report: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -261,6 +261,8 @@ def test_a_backup_that_fails_ends_the_run_before_anything_is_sent(client, auth, 
     assert storage.items == {"task-store": raw}
     assert backups.checkpoint is None
     assert db_rows(postgres, "SELECT count(*) FROM migration_sessions") == [(0,)]
+    phases = [detail["phase"] for detail in events_named(report, "lsmigrate:progress")]
+    assert phases[-2:] == ["backup", "done"]  # the panel shows the stage that failed
 
 
 def test_the_backup_holds_the_raw_values_and_is_saved_before_the_first_upload(client, auth) -> None:
@@ -274,7 +276,6 @@ def test_the_backup_holds_the_raw_values_and_is_saved_before_the_first_upload(cl
     assert backups.saved == {"b0": {"task-store": raw_tasks, "environments": raw_environments}}  # byte for byte
     assert report["backup_id"] == "b0"
     assert order[:3] == ["backup", "checkpoint", "POST"]  # backed up and checkpointed before any request
-    assert order.index("PUT") > order.index("checkpoint")
 
 
 def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, auth, postgres) -> None:
@@ -304,7 +305,8 @@ def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, au
     assert backups.checkpoint is not None
     assert backups.checkpoint["acknowledged"] == [0, 1]
     died = backups.checkpoint["session_id"]
-    storage.items["task-store"] = zustand("tasks", rewritten)  # the app writes while the page reloads
+    rewritten_raw = zustand("tasks", rewritten)
+    storage.items["task-store"] = rewritten_raw  # the app writes while the page reloads
 
     sent.clear()
     report = run(storage, recording, backups=backups)
@@ -318,6 +320,9 @@ def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, au
     ]
     assert storage.items == {}
     assert backups.checkpoint is None
+    assert backups.saved == {"b0": {"task-store": zustand("tasks", first)}, "b1": {"task-store": rewritten_raw}}
+    uploads = [(d["done"], d["total"]) for d in events_named(report, "lsmigrate:progress") if d["phase"] == "upload"]
+    assert uploads[0] == (4, 5)  # the acknowledged batches count as done
     assert db_rows(postgres, "SELECT title FROM tasks WHERE user_id = 'alice' ORDER BY title") == [
         ("Task 0 renamed",),
         *((f"Task {i}",) for i in range(1, 6)),
@@ -357,6 +362,88 @@ def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(
     assert backups.checkpoint is None
     assert db_rows(postgres, "SELECT count(*) FROM migration_sessions WHERE client_session_id = 'lost-run'") == [(0,)]
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_a_checkpoint_whose_backup_is_gone_is_cleared_even_when_nothing_is_left_to_migrate(client, auth) -> None:
+    backups = MemoryBackups()
+    backups.checkpoint = {"client_session_id": "lost-run", "backup_id": "b7", "batch_size": 2, "acknowledged": []}
+    report = run(FakeLocalStorage({"theme": "dark"}), client_sender(client, auth("alice")), backups=backups)
+    assert report["state"] == "done"
+    assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
+    assert backups.checkpoint is None  # not warned about again on every page load
+
+
+def test_a_run_that_died_mid_upload_and_lost_its_backup_withdraws_its_session_and_starts_afresh(
+    client, auth, postgres
+) -> None:
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(5))})
+    backups = MemoryBackups()
+    send = client_sender(client, auth("alice"))
+
+    async def dies_on_the_third_put(method: str, path: str, body: Any) -> Reply:
+        if method == "PUT" and path.endswith("/batches/2"):
+            raise TabClosed
+        return await send(method, path, body)
+
+    with pytest.raises(TabClosed):
+        run(storage, dies_on_the_third_put, backups=backups)
+    assert backups.checkpoint is not None
+    died = backups.checkpoint["session_id"]
+    backups.saved.clear()  # IndexedDB lost the backup but kept the checkpoint
+    report = run(storage, send, backups=backups)
+    assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
+    assert report["state"] == "done", report.get("error")
+    assert storage.items == {}
+    assert db_rows(postgres, "SELECT status FROM migration_sessions WHERE id = %s", died) == [("rolled_back",)]
+    assert db_rows(postgres, "SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = 'alice'") == [(5, 5)]
+
+
+@pytest.mark.parametrize("owner", ["nobody", "bob"])
+def test_a_checkpoint_whose_backup_and_session_are_not_ours_any_more_does_not_block_the_migration(
+    client, auth, postgres, owner
+) -> None:
+    session_id = "5e147265-02e7-4b0e-b5b1-0d33d5c9a591"  # a database that was reset
+    if owner == "bob":  # another user signed in on this browser since
+        response = client.post("/api/migration/sessions", json={"client_session_id": "bobs-tab"}, headers=auth("bob"))
+        session_id = response.json["session_id"]
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))})
+    backups = MemoryBackups()
+    backups.checkpoint = {
+        "client_session_id": "lost-run",
+        "backup_id": "b7",
+        "batch_size": 2,
+        "keys": ["task-store"],
+        "session_id": session_id,
+        "acknowledged": [0],
+    }
+    reports = [run(storage, client_sender(client, auth("alice")), backups=backups) for _ in range(2)]
+    assert [report.get("error", {}).get("code") for report in reports] == [None, None]
+    assert reports[0]["state"] == "done"
+    assert storage.items == {}
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_a_run_that_died_after_complete_resumes_to_the_cleanup_without_uploading(client, auth) -> None:
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(5))})
+    backups = MemoryBackups()
+    send = client_sender(client, auth("alice"))
+
+    async def dies_once_verified(method: str, path: str, body: Any) -> Reply:
+        reply = await send(method, path, body)
+        if path.endswith("/complete"):
+            raise TabClosed
+        return reply
+
+    with pytest.raises(TabClosed):
+        run(storage, dies_once_verified, backups=backups)
+    assert "task-store" in storage.items
+    calls: list[str] = []
+    report = run(storage, client_sender(client, auth("alice"), lambda m, p: calls.append(m)), backups=backups)
+    assert report["state"] == "done"
+    assert calls == ["POST", "POST"]  # the session (verified), then complete again: no batch
+    assert report["keys"]["task-store"]["inserted"] == 5
+    assert storage.items == {}
+    assert backups.checkpoint is None
 
 
 def test_a_503_with_retry_after_is_waited_out_and_the_run_completes(client, auth, postgres) -> None:

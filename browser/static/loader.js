@@ -7,14 +7,16 @@
  *         data-api="/api/migration" data-batch-size="500"></script>
  *
  * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
- * backups(), restore(id, keys), downloadBackup(id), needsMigration().
+ * backups(), restore(id, keys), downloadBackup(id), needsMigration(), memory().
+ * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide and the wheels loaded).
  * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
  * lsmigrate:error (and lsmigrate:warning).
  *
  * Nothing to do: no migratable key, or the marker (localStorage
  * "lsmigrate:done", written after a finished run) lists every migratable key
  * still present with the fingerprint it had then (a key kept for an open
- * conflict, a corrupt key). A key added or changed since makes it run again.
+ * conflict, a corrupt key; never a key the run left pending). A key added or
+ * changed since makes it run again.
  * One tab at a time: the run holds the Web Lock "lsmigrate:migration"; a tab
  * waiting for it hears the outcome on the BroadcastChannel "lsmigrate",
  * takes it as its own and does not run. backups.js (IndexedDB) is imported
@@ -84,8 +86,11 @@
   }
 
   function writeMarker(report) {
+    const pending = new Set(report.pending_keys || []);
     const left = {};
-    for (const key of migratableKeys()) left[key] = fingerprint(localStorage.getItem(key));
+    for (const key of migratableKeys()) {
+      if (!pending.has(key)) left[key] = fingerprint(localStorage.getItem(key));
+    }
     localStorage.setItem(MARKER, JSON.stringify({ session_id: report.session_id, at: new Date().toISOString(), left }));
   }
 
@@ -114,11 +119,22 @@
     };
   }
 
+  let runtime = null;
+
   async function loadRuntime() {
+    performance.mark("lsmigrate:boot");
     const { loadPyodide } = await import(CONFIG.pyodide + "pyodide.mjs");
     const pyodide = await loadPyodide({ indexURL: CONFIG.pyodide });
     await pyodide.loadPackage(CONFIG.wheels);
+    performance.mark("lsmigrate:booted");
+    runtime = pyodide;
     return pyodide;
+  }
+
+  /* Diagnostics for benchmarks: whether Pyodide is up, and the size of its WebAssembly memory. */
+  function memory() {
+    const heap = runtime && runtime._module && runtime._module.HEAPU8;
+    return { booted: Boolean(runtime), wasm_bytes: heap ? heap.byteLength : 0 };
   }
 
   function boot() {
@@ -219,6 +235,7 @@
     status,
     migratableKeys,
     needsMigration,
+    memory,
     backups: () => backupsModule().then((store) => store.listBackups()),
     restore: (id, keys = null) => backupsModule().then((store) => store.restoreBackup(id, keys)),
     downloadBackup: (id) => backupsModule().then((store) => store.downloadBackup(id)),
