@@ -1,14 +1,17 @@
 """The whole migration in the browser: the demo page moving a full task-store through Pyodide to the real server.
 
-    .venv/bin/python -m bench.browser_migration [--records 3000] [--runs 3] [--seed 0]
+    .venv/bin/python -m bench.browser_migration [--records 10000] [--rich] [--runs 3] [--seed 0]
 
 Starts a throwaway PostgreSQL and Redis and gunicorn as bench.ingest_services
 does (2 sync workers, lsmigrate.server.gunicorn_conf), with the demo on
 (LSMIGRATE_DEMO=1) and the shipped rate limits, and Debian's headless
-Chromium under Playwright. `--records` realistic tasks (tests/corpus.py) go
-into localStorage as one Zustand store, `task-store`; localStorage holds at
-most 5 Mi UTF-16 code units per origin in Chromium, about 3,280 such tasks,
-so more than that is refused before anything starts.
+Chromium under Playwright. `--records` compact tasks (tests/corpus.py
+`compact_tasks`: the fields of a to-do list, about 330 bytes of JSON each,
+3.3 MB for the default 10,000) go into localStorage as one Zustand store,
+`task-store`; `--rich` takes realistic tasks with five messages instead
+(1.6 KB each). localStorage holds at most 5 Mi UTF-16 code units per origin
+in Chromium (about 3,280 rich tasks), so more than that is refused before
+anything starts.
 
 Each run takes a fresh browser profile (Chromium on a new, empty user-data
 folder: an empty HTTP cache on disk) and migrates twice: a new user on a new
@@ -26,7 +29,8 @@ warms gunicorn's workers (the wheels are built on a worker's first request).
 Measured, all in the page's clock (`performance.now()`, from navigation start):
 
 - boot: the loader's `lsmigrate:booted` mark less its `lsmigrate:boot` mark
-  (Pyodide and the wheels downloaded, compiled and loaded);
+  (Pyodide and the wheels downloaded, compiled and loaded, the runner's
+  modules imported);
 - phases: `performance.now()` at each `lsmigrate:progress` event (an init
   script listens); a phase lasts from its first event to the next phase's
   first (summed if it comes back in another round), `done` until the
@@ -42,7 +46,11 @@ Measured, all in the page's clock (`performance.now()`, from navigation start):
   memory never shrinks, so its peak is its last size);
 - long tasks: a buffered `PerformanceObserver` for `longtask` (50 ms or
   more; else `long-animation-frame`) from the init script; those that start
-  between the booted mark and done, the phase running when each started.
+  between the booted mark and done, with the phases each covered. Those that
+  started during boot are shown beside them, and so is the task the booted
+  mark falls in: the loader imports the runner's module in that same task
+  (microtasks after the mark), but it started before the mark, so it is
+  not among "after boot".
 
 After each migration it checks that the report says done, PostgreSQL holds
 exactly `--records` task rows for the user, and `task-store` is gone from
@@ -55,34 +63,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import gunicorn
-from playwright.sync_api import BrowserContext, CDPSession, ConsoleMessage, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Playwright, sync_playwright
 
-from bench.browser_page import COLLECT, RECORDER, SEED, STATE
+from bench.browser_page import (
+    SAMPLE_SECONDS,
+    STORE_KEY,
+    LongTask,
+    MigrationError,
+    Peak,
+    Resource,
+    fresh_profile,
+    long_tasks_after_boot,
+    long_tasks_during_boot,
+    migrate_in_page,
+    phase_times,
+    resources_until_done,
+    task_over_booted,
+)
 from bench.ingest_services import RATE_LIMIT_OFF, ROOT, WORKERS, Services, postgres_version
 from lsmigrate.browser.progress import PHASES
-from tests.corpus import js_json, realistic_tasks
-from tests.fixtures_services import CHROMIUM, CHROMIUM_ARGS
+from tests.corpus import compact_tasks, js_json, realistic_tasks
+from tests.fixtures_services import CHROMIUM
 
-STORE_KEY = "task-store"
 #: Chromium's localStorage quota per origin: 10 MiB of UTF-16, keys and values together.
 LOCAL_STORAGE_UNITS = 5 * 1024 * 1024
-SAMPLE_SECONDS = 0.05
-MIGRATION_TIMEOUT = 180.0
 WARM_UP_RECORDS = 50
 INTERRUPTED = threading.Event()
 MB = 1_000_000
@@ -91,41 +105,6 @@ AFTER_BOOT_TARGET = 1.5  # s
 TOTAL_COLD_TARGET = 5.0  # s
 MEMORY_TARGET = 150 * MB
 LONG_TASK_TARGET = 100.0  # ms
-
-
-class MigrationError(RuntimeError):
-    """The page reported `lsmigrate:error`, or the migration's result is not what was seeded."""
-
-
-@dataclass(frozen=True)
-class LongTask:
-    """A main-thread task of 50 ms or more after boot: when it started (s after booted), how long, in which phase."""
-
-    after_booted: float
-    duration: float
-    phase: str
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A response the page loaded: its path, bytes over the wire (0 from the cache), and its body's size."""
-
-    path: str
-    transfer: int
-    encoded: int
-
-
-@dataclass
-class Peak:
-    """The largest JS heap and WebAssembly memory seen while sampling, and when the samples were taken."""
-
-    heap: int = 0
-    wasm: int = 0
-    times: list[float] = field(default_factory=list)
-
-    def gaps(self) -> list[float]:
-        """Seconds between consecutive samples (a busy main thread answers late)."""
-        return [later - earlier for earlier, later in zip(self.times, self.times[1:], strict=False)]
 
 
 @dataclass
@@ -142,6 +121,7 @@ class Measurement:
     peak: Peak
     long_tasks: list[LongTask]
     boot_long_tasks: list[float]
+    over_booted: tuple[float, float] | None
     long_task_type: str | None
 
     def figures(self) -> dict[str, float]:
@@ -163,102 +143,6 @@ class Measurement:
         return {phase: self.phases.get(phase, 0.0) * 1000 for phase in ("boot", *PHASES)}
 
 
-# --- in the page ---------------------------------------------------------------------------------
-
-
-def _print_errors(message: ConsoleMessage) -> None:
-    # Errors only: a Python traceback in the page shows up, Pyodide's loading chatter does not;
-    # nor does the seeding page's favicon, which the server does not have.
-    if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
-        print(f"[browser] {message.text}", file=sys.stderr)
-
-
-def _sample_until_done(page: Page, cdp: CDPSession, user: str) -> Peak:
-    """Poll the page every ~50 ms for its JS heap and wasm memory until `lsmigrate:done`."""
-    peak = Peak()
-    deadline = time.monotonic() + MIGRATION_TIMEOUT
-    while True:
-        state = page.evaluate(STATE)
-        peak.heap = max(peak.heap, int(cdp.send("Runtime.getHeapUsage")["usedSize"]))
-        peak.wasm = max(peak.wasm, int((state["memory"] or {}).get("wasm_bytes", 0)))
-        peak.times.append(time.monotonic())
-        if state["error"] is not None:
-            raise MigrationError(f"lsmigrate:error for {user}: {json.dumps(state['error'])}")
-        if state["done"]:
-            return peak
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no lsmigrate:done for {user} after {MIGRATION_TIMEOUT:.0f} s")
-        page.wait_for_timeout(SAMPLE_SECONDS * 1000)
-
-
-def migrate_in_page(context: BrowserContext, base_url: str, user: str, store: str) -> tuple[dict[str, Any], Peak]:
-    """Seed `task-store` on a new page of the origin, load the demo for `user`, sample until done; what the page saw."""
-    page = context.new_page()
-    try:
-        page.on("console", _print_errors)
-        page.on("pageerror", lambda error: print(f"[browser pageerror] {error}", file=sys.stderr))
-        page.goto(f"{base_url}/lsmigrate/static/demo.css")
-        page.evaluate(SEED, {STORE_KEY: store})
-        cdp = context.new_cdp_session(page)
-        page.goto(f"{base_url}/demo?user={user}", wait_until="commit")
-        peak = _sample_until_done(page, cdp, user)
-        return page.evaluate(COLLECT), peak
-    finally:
-        page.close()
-
-
-# --- reading what the page saw -------------------------------------------------------------------
-
-
-def phase_starts(progress: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The progress events that begin a phase (the first one, and each change of phase)."""
-    return [
-        event for index, event in enumerate(progress) if index == 0 or event["phase"] != progress[index - 1]["phase"]
-    ]
-
-
-def phase_times(progress: list[dict[str, Any]], done_at: float) -> dict[str, float]:
-    """Seconds per phase: from its first event to the next phase's first, the last one until done."""
-    starts = phase_starts(progress)
-    times: dict[str, float] = {}
-    for event, following in zip(starts, [*starts[1:], {"at": done_at}], strict=True):
-        times[event["phase"]] = times.get(event["phase"], 0.0) + (following["at"] - event["at"]) / 1000
-    return times
-
-
-def phase_at(starts: list[dict[str, Any]], moment: float) -> str:
-    """The phase running at `moment` (ms from navigation start)."""
-    running = [event["phase"] for event in starts if event["at"] <= moment]
-    return running[-1] if running else "before boot"
-
-
-def long_tasks_after_boot(seen: dict[str, Any]) -> list[LongTask]:
-    """The long tasks that started between the booted mark and done, longest first."""
-    starts = phase_starts(seen["progress"])
-    tasks = [
-        LongTask((entry["start"] - seen["booted"]) / 1000, entry["duration"], phase_at(starts, entry["start"]))
-        for entry in seen["longTasks"]
-        if seen["booted"] <= entry["start"] <= seen["done"]
-    ]
-    return sorted(tasks, key=lambda task: task.duration, reverse=True)
-
-
-def long_tasks_during_boot(seen: dict[str, Any]) -> list[float]:
-    """How long each long task that started between the boot and booted marks took, longest first."""
-    durations = [entry["duration"] for entry in seen["longTasks"] if seen["boot"] <= entry["start"] < seen["booted"]]
-    return sorted(durations, reverse=True)
-
-
-def resources_until_done(seen: dict[str, Any]) -> list[Resource]:
-    """The navigation and the resources that started before done, biggest body first."""
-    resources = [
-        Resource(urlsplit(entry["name"]).path, int(entry["transfer"]), int(entry["encoded"]))
-        for entry in seen["resources"]
-        if entry["start"] <= seen["done"]
-    ]
-    return sorted(resources, key=lambda resource: resource.encoded, reverse=True)
-
-
 def measurement(name: str, cold: bool, seen: dict[str, Any], peak: Peak) -> Measurement:
     """The figures of one migration from what the page recorded and the memory peak."""
     return Measurement(
@@ -272,6 +156,7 @@ def measurement(name: str, cold: bool, seen: dict[str, Any], peak: Peak) -> Meas
         peak=peak,
         long_tasks=long_tasks_after_boot(seen),
         boot_long_tasks=long_tasks_during_boot(seen),
+        over_booted=task_over_booted(seen),
         long_task_type=seen["longTaskType"],
     )
 
@@ -287,35 +172,6 @@ def check(services: Services, user: str, records: int, seen: dict[str, Any]) -> 
 
 
 # --- the runs ------------------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_profile(playwright: Playwright) -> Iterator[BrowserContext]:
-    """Chromium on a new, empty profile: its own HTTP cache on disk, empty, as a first-time visitor has."""
-    profile = tempfile.mkdtemp(prefix="lsmigrate-bench-chromium-")
-    try:
-        context = playwright.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context.add_init_script(RECORDER)
-            yield context
-        finally:
-            try:
-                context.close()
-            except PlaywrightError:
-                pass  # already closed: on Ctrl-C, Playwright's driver closes the browser itself
-    finally:
-        _remove_profile(profile)
-
-
-def _remove_profile(folder: str) -> None:
-    # A browser that Playwright's driver is closing (Ctrl-C) may write its profile for a moment more.
-    deadline = time.monotonic() + 10
-    shutil.rmtree(folder, ignore_errors=True)
-    while os.path.exists(folder) and time.monotonic() < deadline:
-        time.sleep(0.1)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_pair(playwright: Playwright, services: Services, store: str, records: int, run: int) -> list[Measurement]:
@@ -359,11 +215,14 @@ def utf16_units(text: str) -> int:
 # --- the report ----------------------------------------------------------------------------------
 
 
-def _median_row(name: str, rows: list[dict[str, float]]) -> tuple[str, dict[str, float]]:
-    return name, {column: statistics.median(row[column] for row in rows) for column in rows[0]}
+Row = tuple[str, dict[str, float]]
 
 
-def _table(rows: list[tuple[str, dict[str, float]]], formats: Callable[[str], str]) -> str:
+def _median(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {column: statistics.median(row[column] for row in rows) for column in rows[0]}
+
+
+def _table(rows: list[Row], formats: Callable[[str], str]) -> str:
     columns = list(rows[0][1])
     width = max(len(name) for name, _ in rows)
     widths = {column: max(len(column), 7) for column in columns}
@@ -375,11 +234,12 @@ def _table(rows: list[tuple[str, dict[str, float]]], formats: Callable[[str], st
     return "\n".join(lines)
 
 
-def _with_medians(measurements: list[Measurement], figures: Callable[[Measurement], dict[str, float]]) -> list[Any]:
+def _with_medians(measurements: list[Measurement], figures: Callable[[Measurement], dict[str, float]]) -> list[Row]:
     rows = [(m.name, figures(m)) for m in measurements]
     for cold in (True, False):
-        same = [figures(m) for m in measurements if m.cold == cold]
-        rows.append(_median_row(f"median {'cold' if cold else 'warm'}", same))
+        rows.append(
+            (f"median {'cold' if cold else 'warm'}", _median([figures(m) for m in measurements if m.cold == cold]))
+        )
     return rows
 
 
@@ -407,10 +267,16 @@ def long_task_lines(measurements: list[Measurement]) -> str:
             f"{task.duration:,.0f} ms at +{task.after_booted:.2f} s ({task.phase})" for task in m.long_tasks[:5]
         )
         lines.append(f"  {m.name}: {len(m.long_tasks)}, {total:,.0f} ms in all; longest: {longest or '-'}")
-    lines.append("for comparison, during boot (lsmigrate:boot to lsmigrate:booted): count, ms in all, longest")
+    lines.append(
+        "for comparison, those that started during boot (lsmigrate:boot to lsmigrate:booted): count, ms in all, "
+        "longest; and the one the booted mark falls in, if any"
+    )
     for m in measurements:
         durations = m.boot_long_tasks or [0.0]
-        lines.append(f"  {m.name}: {len(m.boot_long_tasks)}, {sum(durations):,.0f} ms, {durations[0]:,.0f} ms")
+        line = f"  {m.name}: {len(m.boot_long_tasks)}, {sum(durations):,.0f} ms, {durations[0]:,.0f} ms"
+        if m.over_booted:
+            line += f"; {m.over_booted[0]:,.0f} ms, of which {m.over_booted[1]:,.0f} ms after the mark"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -437,7 +303,7 @@ def polling_lines(measurements: list[Measurement]) -> str:
 
 def medians(measurements: list[Measurement], cold: bool) -> dict[str, float]:
     """The median of each main-table column over the cold (or the warm) migrations."""
-    return _median_row("", [m.figures() for m in measurements if m.cold == cold])[1]
+    return _median([m.figures() for m in measurements if m.cold == cold])
 
 
 def _verdict(value: float, target: float, unit: str, digits: int) -> str:
@@ -481,7 +347,7 @@ def header(services: Services, browser: str, options: argparse.Namespace, store:
             f"server      gunicorn {gunicorn.__version__}, {WORKERS} sync workers, lsmigrate.server.gunicorn_conf, "
             f"LSMIGRATE_DEMO=1, shipped rate limits; PostgreSQL {postgres_version(services.postgres.conninfo)} "
             "(fsync, synchronous_commit and full_page_writes off); Redis",
-            f"records     {options.records:,} realistic tasks (seed {options.seed}) as one Zustand store under "
+            f"records     {options.records:,} {options.kind} (seed {options.seed}) as one Zustand store under "
             f"{STORE_KEY}: {size:,} bytes ({size / MB:.2f} MB), {units / LOCAL_STORAGE_UNITS:.0%} of the origin's "
             "localStorage quota; batches of 500 (the demo's default)",
             f"runs        {options.runs}, each on a new profile: a new user on a new page (cold: empty HTTP "
@@ -514,19 +380,27 @@ def report(measurements: list[Measurement], records: int) -> str:
 def arguments() -> tuple[argparse.Namespace, str]:
     """The benchmark's command line, and the store it seeds (refused when it exceeds localStorage's quota)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=3_000, help="tasks in task-store (default 3000)")
+    parser.add_argument("--records", type=int, default=10_000, help="tasks in task-store (default 10000)")
+    parser.add_argument(
+        "--rich",
+        action="store_true",
+        help="realistic tasks with 5 messages (1.6 KB each: about 3,200 fit) instead of compact ones (330 bytes)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs, each a cold and a warm migration (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the task generator (default 0)")
     options = parser.parse_args()
     if options.records < 1 or options.runs < 1:
         parser.error("--records and --runs must be positive")
-    _progress(f"generating {options.records:,} realistic tasks")
-    store = task_store(realistic_tasks(options.records, options.seed))
+    options.kind = "realistic tasks with 5 messages" if options.rich else "compact tasks"
+    _progress(f"generating {options.records:,} {options.kind}")
+    generate = realistic_tasks if options.rich else compact_tasks
+    tasks = generate(options.records, options.seed)
+    store = task_store(tasks)
     units = utf16_units(STORE_KEY) + utf16_units(store)
     if units > LOCAL_STORAGE_UNITS:
         fits = options.records * (LOCAL_STORAGE_UNITS - utf16_units(STORE_KEY)) // utf16_units(store)
         parser.error(
-            f"{options.records:,} realistic tasks are {len(store.encode()):,} bytes of JSON, {units:,} UTF-16 code "
+            f"{options.records:,} {options.kind} are {len(store.encode()):,} bytes of JSON, {units:,} UTF-16 code "
             f"units: more than Chromium's localStorage holds per origin ({LOCAL_STORAGE_UNITS:,}); "
             f"about {fits:,} fit"
         )

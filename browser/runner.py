@@ -206,6 +206,7 @@ async def _plan_round(
             raw = host.storage.get(key)
             if raw is not None and (keys is None or key in keys):
                 values[key] = raw
+    await host.pacing.breathe()  # reading megabytes out of localStorage and parsing them: two tasks, not one
     progress.start("extract", len(values))
     sources = []
     for key, raw in values.items():

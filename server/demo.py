@@ -31,7 +31,7 @@ def show_demo() -> ResponseReturnValue:
     if not _USER_ID.match(user_id):
         raise BadRequest("user must be 1-64 letters, digits or _.@-", code="invalid_user")
     mode = "manual" if request.args.get("mode") == "manual" else "auto"
-    batch = request.args.get("batch", "500")
+    batch = request.args.get("batch", "1000")
     if not batch.isdigit() or not 1 <= int(batch) <= 1000:
         raise BadRequest("batch must be a number of records from 1 to 1000", code="invalid_batch")
     return render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode, batch=int(batch))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 PROTOCOL_VERSION = 1
@@ -10,6 +13,39 @@ PROTOCOL_VERSION = 1
 MAX_SEQ = 2**31 - 1
 
 _HEX_DIGEST = validate.Regexp(r"^[0-9a-f]{64}$", error="expected a sha256 hex digest")
+_DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
+
+
+class _Records(fields.List):
+    """A list of any JSON values, taken as they are: a List of Raw without a call per item (batches are big)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.Raw(allow_none=True), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        return value
+
+
+class _Digests(fields.List):
+    """A list of sha256 hex digests, checked in one pass; errors per index as a List of String would give them."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.String(validate=_HEX_DIGEST), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        match = _DIGEST_PATTERN.fullmatch
+        errors = {
+            index: ["Not a valid string."] if not isinstance(item, str) else ["expected a sha256 hex digest"]
+            for index, item in enumerate(value)
+            if not (isinstance(item, str) and match(item))
+        }
+        if errors:
+            raise ValidationError(errors)
+        return value
 
 
 def _storable(text: str) -> None:
@@ -40,8 +76,8 @@ class BatchRequest(Schema):
 
     key = fields.String(required=True, validate=[validate.Length(1, 255), _storable])
     offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    records = fields.List(fields.Raw(allow_none=True), required=True)
-    digests = fields.List(fields.String(validate=_HEX_DIGEST), required=True)
+    records = _Records(required=True)
+    digests = _Digests(required=True)
 
 
 class ManifestEntry(Schema):

@@ -90,7 +90,7 @@ def _message(rng: random.Random, index: int) -> dict[str, Any]:
     return {"role": "user" if index % 2 == 0 else "assistant", "type": kind, "data": data}
 
 
-def _realistic_task(rng: random.Random) -> dict[str, Any]:
+def _realistic_task(rng: random.Random, messages: int = 5) -> dict[str, Any]:
     org, repo = rng.choice(_ORGS), rng.choice(_REPOS)
     title = _sentence(rng, 3, 8).rstrip(".")
     slug = "-".join(title.lower().split()[:4])
@@ -108,7 +108,7 @@ def _realistic_task(rng: random.Random) -> dict[str, Any]:
         "isArchived": rng.random() < 0.1,
         "mode": "ask" if rng.random() < 0.2 else "code",
         "hasChanges": rng.random() < 0.5,
-        "messages": [_message(rng, index) for index in range(5)],
+        "messages": [_message(rng, index) for index in range(messages)],
         "createdAt": js_iso(created),
         "updatedAt": js_iso(updated),
     }
@@ -123,10 +123,32 @@ def _realistic_task(rng: random.Random) -> dict[str, Any]:
     return task
 
 
-def realistic_tasks(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """`n` tasks as the app writes them: real-looking fields, 5 messages, JavaScript ISO dates."""
+def realistic_tasks(n: int, seed: int = 0, messages: int = 5) -> list[dict[str, Any]]:
+    """`n` tasks as the app writes them: real-looking fields, `messages` messages, JavaScript ISO dates
+    (about 1.6 KB of JSON each with 5 messages)."""
     rng = random.Random(seed)
-    return [_realistic_task(rng) for _ in range(n)]
+    return [_realistic_task(rng, messages) for _ in range(n)]
+
+
+#: The fields of a compact task: what a to-do list keeps, without its conversation or pull request.
+_COMPACT_FIELDS = (
+    "id",
+    "title",
+    "status",
+    "branch",
+    "repository",
+    "isArchived",
+    "mode",
+    "hasChanges",
+    "createdAt",
+    "updatedAt",
+)
+
+
+def compact_tasks(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`n` realistic tasks cut down to the fields of a to-do list: about 330 bytes of JSON each, so that
+    10,000 of them (3.3 MB) fit in a browser's 5 MB of localStorage."""
+    return [{name: task[name] for name in _COMPACT_FIELDS} for task in realistic_tasks(n, seed, messages=0)]
 
 
 def _variant(base: dict[str, Any], number: int, **changes: Any) -> dict[str, Any]:

@@ -165,9 +165,15 @@ function entriesOf(values) {
   return Object.entries(values);
 }
 
+/** Let the page handle its events between two pieces of work on megabytes (no task runs long). */
+const breathe = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 async function encodeEntry(key, raw) {
   if (typeof raw !== "string") throw new BackupError(`The value of key "${key}" is not a string`);
-  const text = new TextEncoder().encode(JSON.stringify(raw));
+  const json = JSON.stringify(raw);
+  await breathe();
+  const text = new TextEncoder().encode(json);
+  await breathe();
   const gzip = await pipe(text, new CompressionStream("gzip"));
   return { key, bytes: text.byteLength, compressed_bytes: gzip.byteLength, sha256: await sha256Hex(text), gzip };
 }
@@ -183,7 +189,9 @@ async function decodeEntry({ key, sha256, gzip }) {
   if ((await sha256Hex(text)) !== sha256) {
     throw new BackupError(`The backup of key "${key}" is corrupt (its sha256 does not match)`, { name: "DataError" });
   }
-  return JSON.parse(new TextDecoder().decode(text));
+  const json = new TextDecoder().decode(text);
+  await breathe();
+  return JSON.parse(json);
 }
 
 /** `{key: raw}` of a stored record, every entry decompressed and its sha256 checked. */
@@ -223,7 +231,9 @@ export async function saveBackup(values, meta = {}) {
   await transact(`Could not store the backup (${size} bytes gzipped) in IndexedDB`, BACKUPS, "readwrite",
     (store) => store.add(record));
   try {
+    await breathe();
     const stored = await verifiedValues(await readRecord(record.id));
+    await breathe();
     const differs = pairs.find(([key, raw]) => stored[key] !== raw);
     if (differs) throw new BackupError(`The backup of key "${differs[0]}" reads back differently`);
   } catch (error) {

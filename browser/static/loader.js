@@ -8,7 +8,7 @@
  *
  * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
  * backups(), restore(id, keys), downloadBackup(id), needsMigration(), memory().
- * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide and the wheels loaded).
+ * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide, the wheels and the runner loaded).
  * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
  * lsmigrate:error (and lsmigrate:warning).
  *
@@ -98,6 +98,8 @@
     return import(CONFIG.static + "backups.js");
   }
 
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
+
   /* What the Python runner calls: promises of JSON text; errors as "Name: message". */
   async function makeHost() {
     const store = await backupsModule();
@@ -107,7 +109,7 @@
       });
     return {
       saveBackup: (values, meta) =>
-        plain(store.saveBackup(JSON.parse(values), JSON.parse(meta)).then((summary) => JSON.stringify(summary))),
+        plain(pause().then(() => store.saveBackup(JSON.parse(values), JSON.parse(meta))).then(JSON.stringify)),
       backupValues: (id) => plain(store.backupValues(id).then((values) => JSON.stringify(values))),
       loadCheckpoint: () => store.loadCheckpoint().then((checkpoint) => JSON.stringify(checkpoint || null), () => "null"),
       saveCheckpoint: (text) => plain(store.saveCheckpoint(JSON.parse(text))),
@@ -126,9 +128,10 @@
     const { loadPyodide } = await import(CONFIG.pyodide + "pyodide.mjs");
     const pyodide = await loadPyodide({ indexURL: CONFIG.pyodide });
     await pyodide.loadPackage(CONFIG.wheels);
+    const page = pyodide.pyimport(CONFIG.module); // the runner and the shared code, imported once
     performance.mark("lsmigrate:booted");
     runtime = pyodide;
-    return pyodide;
+    return page;
   }
 
   /* Diagnostics for benchmarks: whether Pyodide is up, and the size of its WebAssembly memory. */
@@ -146,14 +149,9 @@
     emit("lsmigrate:progress", { phase: "boot", done: 0, total: 0 });
     let report;
     try {
-      const [pyodide, host] = await Promise.all([boot(), makeHost()]);
-      const page = pyodide.pyimport(CONFIG.module);
-      try {
-        const forward = (name, detail) => emit(name, JSON.parse(detail));
-        report = JSON.parse(await page.run(JSON.stringify(options), forward, host));
-      } finally {
-        page.destroy();
-      }
+      const [page, host] = await Promise.all([boot(), makeHost()]);
+      const forward = (name, detail) => emit(name, JSON.parse(detail));
+      report = JSON.parse(await page.run(JSON.stringify(options), forward, host));
     } catch (error) {
       console.error("lsmigrate:", error);
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
