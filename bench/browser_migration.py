@@ -349,7 +349,7 @@ def header(services: Services, browser: str, options: argparse.Namespace, store:
             "(fsync, synchronous_commit and full_page_writes off); Redis",
             f"records     {options.records:,} {options.kind} (seed {options.seed}) as one Zustand store under "
             f"{STORE_KEY}: {size:,} bytes ({size / MB:.2f} MB), {units / LOCAL_STORAGE_UNITS:.0%} of the origin's "
-            "localStorage quota; batches of 500 (the demo's default)",
+            "localStorage quota; batches of 1,000 (the demo's default)",
             f"runs        {options.runs}, each on a new profile: a new user on a new page (cold: empty HTTP "
             "cache), then another on a new page of the same profile (warm); memory polled every "
             f"{SAMPLE_SECONDS * 1000:.0f} ms",

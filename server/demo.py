@@ -25,7 +25,7 @@ def index() -> ResponseReturnValue:
 def show_demo() -> ResponseReturnValue:
     """The demo app for ?user=USER_ID, with the loader in automatic mode (?mode=manual: from the button).
 
-    ?batch=N sets the records per batch (default 500).
+    ?batch=N sets the records per batch (default 1000, the server's largest).
     """
     user_id = request.args.get("user", "alice")
     if not _USER_ID.match(user_id):
