@@ -73,6 +73,15 @@ def wait_for_upload(page: Page, done: int) -> None:
     )
 
 
+def upload_under_way(page: Page, server: LiveServer, records: int, uploaded: int) -> str:
+    """Seed `records` tasks, open the demo for a new user (batches of 100), wait until `uploaded` went up."""
+    user = user_id()
+    seed(page, server, {"task-store": tasks_store(records)})
+    open_demo(page, server, user, "&batch=100")
+    wait_for_upload(page, uploaded)
+    return user
+
+
 def task_count(server: LiveServer, user: str) -> tuple[int, int]:
     """(rows, distinct ids) of the user's tasks."""
     [(rows, ids)] = server.rows("SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = %s", user)
@@ -89,10 +98,7 @@ def local_keys(page: Page) -> list[str]:
 
 
 def test_a_reload_in_the_middle_resumes_and_counts_every_row_once(page: Page, live_server: LiveServer) -> None:
-    user = user_id()
-    seed(page, live_server, {"task-store": tasks_store(1200)})
-    open_demo(page, live_server, user, "&batch=100")
-    wait_for_upload(page, 300)
+    user = upload_under_way(page, live_server, 1200, 300)
     page.reload()
     report = outcome(page)
     assert report["state"] == "done", report
@@ -110,10 +116,7 @@ def test_a_reload_in_the_middle_resumes_and_counts_every_row_once(page: Page, li
 def test_offline_in_the_middle_waits_and_completes_when_back(
     page: Page, context: BrowserContext, live_server: LiveServer
 ) -> None:
-    user = user_id()
-    seed(page, live_server, {"task-store": tasks_store(800)})
-    open_demo(page, live_server, user, "&batch=100")
-    wait_for_upload(page, 200)
+    user = upload_under_way(page, live_server, 800, 200)
     context.set_offline(True)
     page.wait_for_function(
         "() => window.__lsmigrateEvents.some(([n, d]) => d && d.waiting && d.waiting.reason === 'offline')",
@@ -150,10 +153,7 @@ def database_outage(live_server: LiveServer) -> Iterator[Any]:
 def test_a_database_outage_answers_503_and_the_page_retries_until_it_is_over(
     page: Page, live_server: LiveServer, database_outage: Any
 ) -> None:
-    user = user_id()
-    seed(page, live_server, {"task-store": tasks_store(600)})
-    open_demo(page, live_server, user, "&batch=100")
-    wait_for_upload(page, 100)
+    user = upload_under_way(page, live_server, 600, 100)
     database_outage(False)
     # The outage lasts a while: the page waits (the server's Retry-After), tries again, waits again.
     page.wait_for_function(

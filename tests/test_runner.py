@@ -343,17 +343,22 @@ def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, au
     }
 
 
-def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(client, auth, postgres) -> None:
-    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))})
-    backups = MemoryBackups()
-    backups.checkpoint = {
+def lost_checkpoint(session_id: str | None) -> dict[str, Any]:
+    """A checkpoint of a run whose backup (b7) is gone, one batch acknowledged in session `session_id`."""
+    return {
         "client_session_id": "lost-run",
         "backup_id": "b7",
         "batch_size": 2,
         "keys": ["task-store"],
-        "session_id": None,
+        "session_id": session_id,
         "acknowledged": [0],
     }
+
+
+def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(client, auth, postgres) -> None:
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))})
+    backups = MemoryBackups()
+    backups.checkpoint = lost_checkpoint(None)
     report = run(storage, client_sender(client, auth("alice")), backups=backups)
     assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
     assert report["state"] == "done"
@@ -408,14 +413,7 @@ def test_a_checkpoint_whose_backup_and_session_are_not_ours_any_more_does_not_bl
         session_id = response.json["session_id"]
     storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(3))})
     backups = MemoryBackups()
-    backups.checkpoint = {
-        "client_session_id": "lost-run",
-        "backup_id": "b7",
-        "batch_size": 2,
-        "keys": ["task-store"],
-        "session_id": session_id,
-        "acknowledged": [0],
-    }
+    backups.checkpoint = lost_checkpoint(session_id)
     reports = [run(storage, client_sender(client, auth("alice")), backups=backups) for _ in range(2)]
     assert [report.get("error", {}).get("code") for report in reports] == [None, None]
     assert reports[0]["state"] == "done"
