@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.auth import issue_token
@@ -13,6 +13,11 @@ from lsmigrate.server.errors import BadRequest
 bp = Blueprint("demo", __name__)
 
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+#: No inline script or style anywhere; Pyodide needs to compile WebAssembly and nothing more.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 @bp.get("/")
@@ -34,4 +39,8 @@ def show_demo() -> ResponseReturnValue:
     batch = request.args.get("batch", "1000")
     if not batch.isdigit() or not 1 <= int(batch) <= 1000:
         raise BadRequest("batch must be a number of records from 1 to 1000", code="invalid_batch")
-    return render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode, batch=int(batch))
+    page = make_response(
+        render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode, batch=int(batch))
+    )
+    page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    return page

@@ -139,38 +139,14 @@
       : "localStorage is empty.";
   }
 
-  function showReport(report) {
-    const table = $("#migration-report");
-    const rows = Object.entries(report.keys || {});
-    table.hidden = rows.length === 0;
-    fillTable("#migration-report", rows, [
-      ([key]) => key, ([, r]) => r.found, ([, r]) => r.inserted, ([, r]) => r.unchanged,
-      ([, r]) => r.quarantined, ([, r]) => r.conflict, ([, r]) => (r.cleaned_up ? "yes" : "no"),
-    ]);
-  }
-
-  window.addEventListener("lsmigrate:progress", (event) => {
-    const { phase, done, total } = event.detail;
-    $("#migration-state").textContent = phase === "boot" ? "Loading the migration runtime…" : `${phase}: ${done} / ${total}`;
-    const bar = $("#migration-progress");
-    bar.max = Math.max(total, 1);
-    bar.value = done;
-  });
-  window.addEventListener("lsmigrate:done", (event) => {
-    $("#migration-state").textContent = `Done — session ${event.detail.session_id || "(nothing to migrate)"}`;
-    showReport(event.detail);
+  // The <lsmigrate-panel> shows the migration; the app shows what the server now has.
+  window.addEventListener("lsmigrate:done", () => {
     showLocalKeys();
     showServerData();
   });
-  window.addEventListener("lsmigrate:error", (event) => {
-    const error = event.detail.error || {};
-    $("#migration-state").textContent = `Failed: ${error.code || "error"} — ${error.message || ""}`;
-    showReport(event.detail);
-    showLocalKeys();
-  });
+  window.addEventListener("lsmigrate:error", showLocalKeys);
 
   $("#seed").addEventListener("click", seed);
-  $("#migrate").addEventListener("click", () => window.lsmigrate.start());
   showLocalKeys();
   showServerData().catch((error) => console.error(error));
 })();

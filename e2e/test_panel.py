@@ -1,0 +1,117 @@
+"""The <lsmigrate-panel> on the demo page: manual mode, progress, the final state, restore, safe rendering, CSP.
+
+Every test saves screenshots of the states it passes through to
+test-results/screenshots/ (CI keeps test-results/ as its output folder).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from e2e.conftest import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-results" / "screenshots"
+XSS_TITLES = [
+    "<script>window.__xss = 1</script>",
+    '<img src=x onerror="window.__xss = 2">',
+    "javascript:window.__xss = 3",
+    '"><svg onload="window.__xss = 4">',
+]
+# Counts what must never happen: a dialog, a CSP violation, a script the corpus injected.
+WATCH = (
+    "window.__violations = [];"
+    "document.addEventListener('securitypolicyviolation', (event) =>"
+    "  window.__violations.push(event.violatedDirective + ' ' + event.blockedURI));"
+)
+
+
+def shot(page: Page, name: str) -> None:
+    """The page as the user sees it, and the panel on its own."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    panel(page).screenshot(path=str(SCREENSHOTS / f"{name}-panel.png"))
+
+
+def seed(page: Page, server: LiveServer, stores: dict[str, str]) -> None:
+    page.goto(f"{server.url}/lsmigrate/static/demo.css")
+    page.evaluate(
+        "(stores) => { localStorage.clear();"
+        " for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }",
+        stores,
+    )
+
+
+def tasks_store(titles: list[str]) -> str:
+    tasks = [
+        {"id": f"task-{i}", "title": title, "description": title, "status": "TODO"} for i, title in enumerate(titles)
+    ]
+    return json.dumps({"state": {"tasks": tasks}, "version": 0})
+
+
+def panel(page: Page):  # type: ignore[no-untyped-def]
+    return page.locator("lsmigrate-panel")
+
+
+def test_manual_mode_waits_for_the_button_then_shows_progress_and_the_final_state(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    seed(page, live_server, {"task-store": tasks_store([f"Task {i}" for i in range(1500)]), "theme": "dark"})
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.add_init_script(WATCH)
+    page.goto(f"{live_server.url}/demo?user={user}&mode=manual&batch=250")
+    expect(panel(page).locator(".badge")).to_have_text("Idle")
+    expect(panel(page).locator("tbody th")).to_have_text(["task-store"])  # found before Pyodide, with its size
+    expect(panel(page).locator("tbody td").nth(0)).to_contain_text("KB")
+    assert not [url for url in requests if url.endswith(".wasm")]
+    shot(page, "panel-1-manual-before")
+
+    panel(page).get_by_role("button", name="Migrate now").click()
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    progress = panel(page).get_by_role("progressbar")
+    expect(progress).to_have_attribute("aria-valuenow", "100")
+    expect(panel(page).locator(".status")).to_contain_text("Removed from this browser: task-store")
+    expect(panel(page).locator("tbody tr").first).to_contain_text("1500")
+    expect(panel(page).locator(".backups li")).to_have_count(1)
+    expect(page.locator("#task-count")).to_have_text("1500")
+    shot(page, "panel-2-manual-done")
+    assert page.evaluate("() => window.__violations") == []
+
+
+def test_restore_from_a_backup_in_the_panel_puts_the_keys_back(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    stores = {"task-store": tasks_store(["Keep me", "And me"])}
+    seed(page, live_server, stores)
+    page.goto(f"{live_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    assert page.evaluate("() => localStorage.getItem('task-store')") is None
+    panel(page).locator(".backups li").first.get_by_role("button", name="Restore").click()
+    expect(panel(page).locator(".status")).to_contain_text("Restored from the backup: task-store")
+    assert page.evaluate("() => localStorage.getItem('task-store')") == stores["task-store"]
+    shot(page, "panel-3-restored")
+
+
+def test_record_content_renders_as_text_never_as_markup(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    seed(page, live_server, {"task-store": tasks_store(XSS_TITLES)})
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.add_init_script(WATCH)
+    page.goto(f"{live_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    expect(page.locator("#task-count")).to_have_text(str(len(XSS_TITLES)))
+    for title in XSS_TITLES:
+        expect(page.locator("#tasks").get_by_text(title, exact=True)).to_have_count(1)
+    assert dialogs == []
+    assert page.evaluate("() => window.__xss") is None
+    assert page.locator("img[src=x], svg[onload]").count() == 0
+    assert page.evaluate("() => window.__violations") == []
+    shot(page, "panel-4-xss-as-text")
