@@ -321,6 +321,7 @@ async def _run_round(
     manifest = {
         source.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in plan.sources
     }
+    report["manifest"] = manifest  # what `complete` is asked again once open conflicts are resolved
     total = sum(len(source.records) for source in plan.sources)
     progress.start("verify", total)
     verdict = await server.call("POST", f"/sessions/{session['session_id']}/complete", {"manifest": manifest})

@@ -27,7 +27,7 @@ SECRET_KEY = "e2e-secret-key"
 class LiveServer:
     """The demo server running under gunicorn on a free port."""
 
-    def __init__(self, postgres: PostgresServer, redis_server: RedisServer, instance: Path) -> None:
+    def __init__(self, postgres: PostgresServer, redis_server: RedisServer, instance: Path, **settings: str) -> None:
         self.port = free_port()
         self.postgres = postgres
         self.env = {
@@ -37,6 +37,7 @@ class LiveServer:
             "LSMIGRATE_SECRET_KEY": SECRET_KEY,
             "LSMIGRATE_DEMO": "1",
             "LSMIGRATE_INSTANCE_PATH": str(instance),
+            **settings,
         }
         self.process: subprocess.Popen[bytes] | None = None
 

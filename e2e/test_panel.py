@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from e2e.conftest import LiveServer
+from tests.fixtures_services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -115,3 +117,45 @@ def test_record_content_renders_as_text_never_as_markup(page: Page, live_server:
     assert page.locator("img[src=x], svg[onload]").count() == 0
     assert page.evaluate("() => window.__violations") == []
     shot(page, "panel-4-xss-as-text")
+
+
+@pytest.fixture(scope="module")
+def asking_server(
+    postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """A second demo server on the same database whose tasks store asks the user about every conflict."""
+    server = LiveServer(
+        postgres, redis_server, tmp_path_factory.mktemp("asking"), LSMIGRATE_CONFLICT_POLICIES='{"tasks": "ask"}'
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_conflict_is_shown_side_by_side_resolved_from_the_panel_and_the_key_cleaned_up(
+    page: Page, asking_server: LiveServer
+) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    first = [{"id": "task-1", "title": "Server title", "status": "TODO", "updatedAt": "2024-01-01T00:00:00.000Z"}]
+    seed(page, asking_server, {"task-store": json.dumps({"state": {"tasks": first}, "version": 0})})
+    page.goto(f"{asking_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+
+    edited = [{**first[0], "title": "Edited <b>here</b>", "updatedAt": "2024-02-01T00:00:00.000Z"}]
+    seed(page, asking_server, {"task-store": json.dumps({"state": {"tasks": edited}, "version": 0})})
+    page.goto(f"{asking_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    card = panel(page).locator(".conflict")
+    expect(card).to_have_count(1)
+    expect(card.locator("tr", has_text="title")).to_contain_text('"Edited <b>here</b>"')
+    expect(card.locator("tr", has_text="title")).to_contain_text('"Server title"')
+    assert page.evaluate("() => localStorage.getItem('task-store')") is not None  # kept while the conflict is open
+    shot(page, "panel-5-conflict")
+
+    card.get_by_role("button", name="Keep mine").click()
+    expect(panel(page).locator(".status")).to_contain_text("Removed from this browser: task-store")
+    assert page.evaluate("() => localStorage.getItem('task-store')") is None
+    assert asking_server.rows("SELECT title FROM tasks WHERE user_id = %s", user) == [("Edited <b>here</b>",)]
+    shot(page, "panel-6-conflict-resolved")

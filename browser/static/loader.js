@@ -7,7 +7,9 @@
  *         data-api="/api/migration" data-batch-size="500"></script>
  *
  * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
- * backups(), restore(id, keys), downloadBackup(id), needsMigration(), memory().
+ * backups(), restore(id, keys), downloadBackup(id), needsMigration(), memory(),
+ * api(method, path, body) (the migration API with this page's token),
+ * finish() (once the last run's conflicts are resolved: verify again, clean up).
  * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide, the wheels and the runner loaded).
  * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
  * lsmigrate:error (and lsmigrate:warning).
@@ -160,7 +162,7 @@
     return report;
   }
 
-  function finish(report) {
+  function settle(report) {
     current = { state: report.state === "done" ? "done" : "failed", report };
     emit(current.state === "done" ? "lsmigrate:done" : "lsmigrate:error", report);
     return report;
@@ -189,7 +191,7 @@
    * IndexedDB once it has the lock (a message may arrive after the lock is released). */
   async function runOnce(options) {
     current = { state: "running", report: null };
-    if (!(navigator.locks && channel)) return finish(await migrate(options));
+    if (!(navigator.locks && channel)) return settle(await migrate(options));
     const since = Date.now();
     const waiting = new AbortController();
     let heard = null;
@@ -209,13 +211,48 @@
         if (!options.dryRun) await recordOutcome(outcome);
         return outcome;
       });
-      return finish(report);
+      return settle(report);
     } catch (error) {
-      if (heard) return finish(heard);
+      if (heard) return settle(heard);
       throw error;
     } finally {
       channel.removeEventListener("message", listen);
     }
+  }
+
+  /* The migration API with this page's token: the panel lists and resolves conflicts with it. */
+  async function api(method, path, body = undefined) {
+    const response = await fetch(defaults.api + path, {
+      method,
+      headers: { Authorization: `Bearer ${defaults.token}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const answer = await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = (answer && answer.error) || {};
+      throw Object.assign(new Error(error.message || `${method} ${path}: ${response.status}`), { code: error.code });
+    }
+    return answer;
+  }
+
+  /* After the last run's open conflicts were resolved: verify its session again and remove the keys it
+   * now lists, each only if it still holds the backed-up value (as the runner's cleanup does). */
+  async function finish() {
+    const report = current.report;
+    if (!report || !report.session_id || !report.manifest || report.dry_run) return report;
+    const verdict = await api("POST", `/sessions/${report.session_id}/complete`, { manifest: report.manifest });
+    const backedUp = await (await backupsModule()).backupValues(report.backup_id);
+    for (const key of verdict.deletable_keys) {
+      const entry = report.keys[key];
+      if (!entry || entry.cleaned_up) continue;
+      if (localStorage.getItem(key) === backedUp[key]) {
+        localStorage.removeItem(key);
+        entry.cleaned_up = true;
+        delete entry.kept;
+      }
+    }
+    writeMarker(report);
+    return settle(report);
   }
 
   function start(overrides = {}) {
@@ -234,6 +271,8 @@
     migratableKeys,
     needsMigration,
     memory,
+    api,
+    finish,
     backups: () => backupsModule().then((store) => store.listBackups()),
     restore: (id, keys = null) => backupsModule().then((store) => store.restoreBackup(id, keys)),
     downloadBackup: (id) => backupsModule().then((store) => store.downloadBackup(id)),

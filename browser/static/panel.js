@@ -106,6 +106,18 @@ class LsmigratePanel extends HTMLElement {
     this.stores.tHead.append(header);
     box.append(this.stores);
 
+    this.conflictBox = element("section", { class: "conflicts", hidden: "" });
+    this.conflictBox.append(element("h3", {}, "Conflicts to resolve"));
+    const all = element("div", { class: "controls" });
+    const allMine = element("button", { type: "button" }, "Keep all mine");
+    const allServer = element("button", { type: "button" }, "Keep all the server's");
+    allMine.addEventListener("click", () => this.resolveAll("local"));
+    allServer.addEventListener("click", () => this.resolveAll("server"));
+    all.append(allMine, allServer);
+    this.conflictList = element("div");
+    this.conflictBox.append(all, this.conflictList);
+    box.append(this.conflictBox);
+
     // Listed when opened (or after a run): an idle page loads nothing more, backups.js included.
     const shelf = element("details", { class: "shelf" });
     shelf.append(element("summary", {}, "Backups"));
@@ -203,7 +215,8 @@ class LsmigratePanel extends HTMLElement {
     const cleaned = keys.filter(([, counts]) => counts.cleaned_up).map(([key]) => key);
     const kept = keys.filter(([, counts]) => !counts.cleaned_up).map(([key, counts]) => `${key} (${this.why(counts)})`);
     if (report.state === "done") {
-      const what = report.dry_run ? "Dry run finished: nothing was changed." : "Your data is on the server.";
+      const what = report.dry_run ? "Dry run finished: nothing was changed."
+        : kept.length ? "Your data is on the server, except what is kept below." : "Your data is on the server.";
       const parts = [what];
       if (cleaned.length) parts.push(`Removed from this browser: ${cleaned.join(", ")}.`);
       if (kept.length) parts.push(`Kept in this browser: ${kept.join(", ")}.`);
@@ -213,12 +226,68 @@ class LsmigratePanel extends HTMLElement {
       this.setState("failed", `The migration stopped: ${error.message || error.code || "unknown error"}. Nothing was deleted.`);
     }
     const found = keys.reduce((total, [, counts]) => total + (counts.found || 0), 0);
-    this.figures.textContent = `${found.toLocaleString()} records in ${keys.length} ${keys.length === 1 ? "store" : "stores"}`;
+    const plural = (count, word) => `${count.toLocaleString()} ${word}${count === 1 ? "" : "s"}`;
+    this.figures.textContent = `${plural(found, "record")} in ${plural(keys.length, "store")}`;
     this.entry(report.state === "done" ? "Finished" : `Failed: ${(report.error || {}).code || "error"}`);
     this.showStores(report);
     if (report.dry_run) return;
+    if (keys.some(([, counts]) => counts.kept && counts.kept.reason === "open_conflicts")) this.showConflicts(report);
     if (this.shelf.open) this.showBackups();
     else this.shelf.open = true; // its toggle event lists them
+  }
+
+  async showConflicts(report) {
+    const { conflicts } = await window.lsmigrate.api("GET", `/sessions/${report.session_id}/conflicts`);
+    this.open = conflicts.filter((conflict) => conflict.status === "open");
+    this.conflictBox.hidden = this.open.length === 0;
+    this.conflictList.replaceChildren();
+    for (const conflict of this.open) this.conflictList.append(this.conflictCard(report, conflict));
+  }
+
+  conflictCard(report, conflict) {
+    const card = element("article", { class: "conflict", "data-id": conflict.id });
+    card.append(element("h4", {}, `${conflict.key} #${conflict.index}`));
+    const table = element("table", { class: "diff" });
+    const head = element("tr");
+    for (const name of ["Field", "In this browser", "On the server"]) head.append(element("th", { scope: "col" }, name));
+    table.append(head);
+    const local = conflict.local || {};
+    const server = conflict.server || {};
+    for (const field of [...new Set([...Object.keys(local), ...Object.keys(server)])].sort()) {
+      const mine = JSON.stringify(local[field]);
+      const theirs = JSON.stringify(server[field]);
+      if (mine === theirs) continue; // only what differs
+      const row = element("tr");
+      row.append(element("th", { scope: "row" }, field), element("td", {}, mine ?? "(none)"), element("td", {}, theirs ?? "(none)"));
+      table.append(row);
+    }
+    const choices = element("div", { class: "controls" });
+    for (const [keep, label] of [["local", "Keep mine"], ["server", "Keep the server's"]]) {
+      const button = element("button", { type: "button" }, label);
+      button.addEventListener("click", () => this.resolve(report, conflict, keep, card));
+      choices.append(button);
+    }
+    card.append(table, choices);
+    return card;
+  }
+
+  async resolve(report, conflict, keep, card) {
+    await window.lsmigrate.api("POST", `/sessions/${report.session_id}/conflicts/${conflict.id}`, { keep });
+    this.entry(`Resolved ${conflict.key} #${conflict.index}: kept ${keep === "local" ? "this browser's" : "the server's"}`);
+    card.remove();
+    this.open = this.open.filter((other) => other.id !== conflict.id);
+    if (this.open.length === 0) {
+      this.conflictBox.hidden = true;
+      await window.lsmigrate.finish(); // its lsmigrate:done event shows the final state
+    }
+  }
+
+  async resolveAll(keep) {
+    const report = window.lsmigrate.status().report;
+    for (const conflict of [...this.open]) {
+      const card = [...this.conflictList.children].find((node) => node.dataset.id === conflict.id);
+      await this.resolve(report, conflict, keep, card || element("article"));
+    }
   }
 
   why(counts) {
