@@ -166,8 +166,12 @@ def test_the_demo_seed_button_fills_every_store_and_migrates(page: Page, live_se
     report = page.evaluate("() => window.lsmigrate.start()")
 
     assert report["state"] == "done"
+    # The seed adds 5 malformed tasks: 3 quarantined (an object title, a list id, null), an older copy
+    # of task-1 (superseded), and a title that is markup (inserted, shown as text).
+    assert report["keys"]["task-store"]["quarantined"] == 3
+    assert report["keys"]["task-store"]["superseded"] == 1
     assert {key: counts["inserted"] for key, counts in report["keys"].items()} == {
-        "task-store": 5,
+        "task-store": 6,
         "environments": 3,
         DRAFT_KEY: 1,
         "user-preferences": 1,

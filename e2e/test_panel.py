@@ -77,6 +77,10 @@ def test_manual_mode_waits_for_the_button_then_shows_progress_and_the_final_stat
     shot(page, "panel-1-manual-before")
 
     panel(page).get_by_role("button", name="Migrate now").click()
+    expect(panel(page).locator(".badge")).to_have_text("Loading")
+    expect(panel(page).locator(".status")).to_have_text("Loading the migration runtime…")
+    expect(panel(page).get_by_role("button", name="Migrate now")).to_be_disabled()
+    shot(page, "panel-1b-loading")
     expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
     progress = panel(page).get_by_role("progressbar")
     expect(progress).to_have_attribute("aria-valuenow", "100")
@@ -159,3 +163,26 @@ def test_a_conflict_is_shown_side_by_side_resolved_from_the_panel_and_the_key_cl
     assert page.evaluate("() => localStorage.getItem('task-store')") is None
     assert asking_server.rows("SELECT title FROM tasks WHERE user_id = %s", user) == [("Edited <b>here</b>",)]
     shot(page, "panel-6-conflict-resolved")
+
+
+def test_the_demo_seed_with_malformed_records_shows_the_quarantine_with_reasons(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    page.goto(f"{live_server.url}/demo?user={user}&mode=manual")
+    page.fill("#seed-count", "20")
+    with page.expect_navigation():
+        page.click("#seed")
+    expect(panel(page).locator("tbody th")).to_have_count(4)  # the four stores found, before anything loads
+    shot(page, "panel-7-seeded")
+    panel(page).get_by_role("button", name="Dry run").click()
+    expect(panel(page).locator(".status")).to_contain_text("Dry run finished: nothing was changed.", timeout=60_000)
+    assert page.evaluate("() => localStorage.getItem('task-store')") is not None
+    panel(page).get_by_role("button", name="Migrate now").focus()
+    page.keyboard.press("Enter")  # reachable and usable from the keyboard
+    expect(panel(page).locator(".status")).to_contain_text("Removed from this browser", timeout=60_000)
+    items = panel(page).locator(".quarantine li")
+    expect(items).to_have_count(4)  # an object title, a list id, null, and the superseded older copy of task-1
+    expect(panel(page).locator(".quarantine")).to_contain_text("expected text, found object")
+    expect(panel(page).locator(".quarantine")).to_contain_text("a newer version of this record came in the session")
+    shot(page, "panel-8-quarantine")

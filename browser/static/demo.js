@@ -46,6 +46,18 @@
     return tasks;
   }
 
+  // What a real store also holds: records the migration cannot map (each is quarantined with its reasons,
+  // nothing is lost), a duplicate with an older timestamp, and a title that is markup.
+  function malformedTasks() {
+    return [
+      { id: "bad-title", title: { text: "an object where a title belongs" }, status: "DONE" },
+      { id: ["not", "an", "id"], title: "An id that is a list" },
+      null,
+      { id: "task-1", title: "An older copy of task 1", updatedAt: "2020-01-01T00:00:00.000Z" },
+      { id: "markup", title: '<img src=x onerror="alert(1)"> <script>alert(2)</script>', status: "IN_PROGRESS" },
+    ];
+  }
+
   function seedEnvironments() {
     const now = new Date().toISOString();
     return ["Production", "Staging", "Preview"].map((name, i) => ({
@@ -87,7 +99,8 @@
 
   function seed() {
     const n = Math.max(1, Math.min(20000, Number($("#seed-count").value) || 25));
-    localStorage.setItem("task-store", JSON.stringify({ state: { tasks: seedTasks(n) }, version: 0 }));
+    const tasks = seedTasks(n).concat($("#seed-malformed").checked ? malformedTasks() : []);
+    localStorage.setItem("task-store", JSON.stringify({ state: { tasks }, version: 0 }));
     localStorage.setItem("environments", JSON.stringify({ state: { environments: seedEnvironments() }, version: 0 }));
     localStorage.setItem("react-hook-form-task-form", JSON.stringify(seedDraft()));
     localStorage.setItem("user-preferences", JSON.stringify({ state: seedPreferences(), version: 0 }));
@@ -125,6 +138,7 @@
     $("#env-count").textContent = String(environments.length);
     fillTable("#tasks", tasks.slice(-200).reverse(), [
       (t) => t.title, (t) => t.status, (t) => t.priority, (t) => t.repository,
+      (t) => ((t.metadata && Array.isArray(t.metadata.messages)) ? t.metadata.messages.length : 0),
       (t) => new Date(t.updated_at).toLocaleString(),
     ]);
     fillTable("#environments", environments, [

@@ -118,6 +118,14 @@ class LsmigratePanel extends HTMLElement {
     this.conflictBox.append(all, this.conflictList);
     box.append(this.conflictBox);
 
+    this.quarantineBox = element("section", { class: "quarantine", hidden: "" });
+    this.quarantineBox.append(element("h3", {}, "Set aside (quarantined)"));
+    this.quarantineBox.append(element("p", { class: "muted" },
+      "These records could not be moved as they are. They are kept on the server, whole, with the reasons."));
+    this.quarantineList = element("ul");
+    this.quarantineBox.append(this.quarantineList);
+    box.append(this.quarantineBox);
+
     // Listed when opened (or after a run): an idle page loads nothing more, backups.js included.
     const shelf = element("details", { class: "shelf" });
     shelf.append(element("summary", {}, "Backups"));
@@ -191,7 +199,8 @@ class LsmigratePanel extends HTMLElement {
     this.bar.setAttribute("aria-valuenow", String(percent));
     this.bar.setAttribute("aria-valuetext", `${PHASE_NAMES[phase] || phase}: ${done} of ${total}`);
     this.fill.style.width = `${percent}%`;
-    const parts = [`${(done || 0).toLocaleString()} / ${(total || 0).toLocaleString()} records`];
+    const unit = { extract: "stores", backup: "backups", cleanup: "stores" }[phase] || "records";
+    const parts = [`${(done || 0).toLocaleString()} / ${(total || 0).toLocaleString()} ${unit}`];
     if (rate) parts.push(`${Math.round(rate).toLocaleString()} records/s`);
     if (eta != null && phase !== "done") parts.push(`about ${seconds(eta)} left`);
     if (waiting) parts.push(waiting.reason === "offline" ? "waiting for the network" : `retrying in ${seconds(waiting.seconds)}`);
@@ -232,8 +241,22 @@ class LsmigratePanel extends HTMLElement {
     this.showStores(report);
     if (report.dry_run) return;
     if (keys.some(([, counts]) => counts.kept && counts.kept.reason === "open_conflicts")) this.showConflicts(report);
+    if (keys.some(([, counts]) => counts.quarantined > 0)) this.showQuarantine(report);
     if (this.shelf.open) this.showBackups();
     else this.shelf.open = true; // its toggle event lists them
+  }
+
+  async showQuarantine(report) {
+    const { records } = await window.lsmigrate.api("GET", `/sessions/${report.session_id}/quarantine`);
+    this.quarantineBox.hidden = records.length === 0;
+    this.quarantineList.replaceChildren();
+    for (const record of records) {
+      const item = element("li");
+      const reasons = (record.reasons || []).map((reason) => reason.message || reason.code).join("; ");
+      item.append(element("strong", {}, `${record.key} #${record.index}: `), element("span", {}, reasons));
+      item.append(element("code", {}, JSON.stringify(record.raw)));
+      this.quarantineList.append(item);
+    }
   }
 
   async showConflicts(report) {
