@@ -160,6 +160,10 @@ def test_a_conflict_is_shown_side_by_side_resolved_from_the_panel_and_the_key_cl
 
     card.get_by_role("button", name="Keep mine").click()
     expect(panel(page).locator(".status")).to_contain_text("Removed from this browser: task-store")
+    # Found, inserted, updated, unchanged, quarantined, in conflict: the ledger's counts after the resolution.
+    expect(panel(page).locator("tbody tr").first.locator("td")).to_have_text(
+        ["288 B", "1", "0", "1", "0", "0", "0", "removed"]
+    )
     assert page.evaluate("() => localStorage.getItem('task-store')") is None
     assert asking_server.rows("SELECT title FROM tasks WHERE user_id = %s", user) == [("Edited <b>here</b>",)]
     shot(page, "panel-6-conflict-resolved")
@@ -186,3 +190,24 @@ def test_the_demo_seed_with_malformed_records_shows_the_quarantine_with_reasons(
     expect(panel(page).locator(".quarantine")).to_contain_text("expected text, found object")
     expect(panel(page).locator(".quarantine")).to_contain_text("a newer version of this record came in the session")
     shot(page, "panel-8-quarantine")
+
+
+def test_keep_all_the_servers_resolves_every_conflict_and_cleans_up(page: Page, asking_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    first = [
+        {"id": f"task-{i}", "title": f"Server {i}", "status": "TODO", "updatedAt": "2024-01-01T00:00:00.000Z"}
+        for i in range(2)
+    ]
+    seed(page, asking_server, {"task-store": json.dumps({"state": {"tasks": first}, "version": 0})})
+    page.goto(f"{asking_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    edited = [{**task, "title": f"Local {i}", "updatedAt": "2024-02-01T00:00:00.000Z"} for i, task in enumerate(first)]
+    seed(page, asking_server, {"task-store": json.dumps({"state": {"tasks": edited}, "version": 0})})
+    page.goto(f"{asking_server.url}/demo?user={user}")
+    expect(panel(page).locator(".conflict")).to_have_count(2, timeout=60_000)
+    panel(page).get_by_role("button", name="Keep all the server's").click()
+    expect(panel(page).locator(".status")).to_contain_text("Removed from this browser: task-store")
+    expect(panel(page).locator(".conflict")).to_have_count(0)
+    titles = asking_server.rows("SELECT title FROM tasks WHERE user_id = %s ORDER BY title", user)
+    assert titles == [("Server 0",), ("Server 1",)]
+    assert page.evaluate("() => localStorage.getItem('task-store')") is None

@@ -241,6 +241,13 @@
     const report = current.report;
     if (!report || !report.session_id || !report.manifest || report.dry_run) return report;
     const verdict = await api("POST", `/sessions/${report.session_id}/complete`, { manifest: report.manifest });
+    for (const [key, counts] of Object.entries(verdict.counts || {})) {
+      const entry = report.keys[key];
+      if (!entry) continue;
+      for (const outcome of ["inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded"]) {
+        entry[outcome] = counts[outcome] || 0;
+      }
+    }
     const backedUp = await (await backupsModule()).backupValues(report.backup_id);
     for (const key of verdict.deletable_keys) {
       const entry = report.keys[key];

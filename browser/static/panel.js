@@ -212,8 +212,10 @@ class LsmigratePanel extends HTMLElement {
   plot(rate) {
     this.samples.push(rate);
     const top = Math.max(...this.samples, 1);
-    const step = this.samples.length > 1 ? 300 / (this.samples.length - 1) : 0;
-    const points = this.samples.map((value, index) => `${(index * step).toFixed(1)},${(58 - (value / top) * 54).toFixed(1)}`);
+    // One sample is a flat line across; more are spread over the width.
+    const values = this.samples.length === 1 ? [rate, rate] : this.samples;
+    const step = 300 / (values.length - 1);
+    const points = values.map((value, index) => `${(index * step).toFixed(1)},${(58 - (value / top) * 54).toFixed(1)}`);
     this.line.setAttribute("points", points.join(" "));
     this.caption.textContent = `Upload speed: ${Math.round(rate).toLocaleString()} records/s now, ` +
       `${Math.round(top).toLocaleString()} at the peak.`;
