@@ -122,3 +122,13 @@ def page(page: Page) -> Page:
     page.on("console", forward)
     page.on("pageerror", lambda error: print(f"[browser pageerror] {error}"))
     return page
+
+
+def seed(page: Page, server: LiveServer, stores: dict[str, str]) -> None:
+    """Write `stores` into the origin's localStorage (from a page that runs no loader)."""
+    page.goto(f"{server.url}/lsmigrate/static/demo.css")
+    page.evaluate(
+        "(stores) => { localStorage.clear();"
+        " for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }",
+        stores,
+    )

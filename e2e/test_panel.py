@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from e2e.conftest import LiveServer
+from e2e.conftest import LiveServer, seed
 from tests.fixtures_services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.e2e
@@ -39,15 +39,6 @@ def shot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
     panel(page).screenshot(path=str(SCREENSHOTS / f"{name}-panel.png"))
-
-
-def seed(page: Page, server: LiveServer, stores: dict[str, str]) -> None:
-    page.goto(f"{server.url}/lsmigrate/static/demo.css")
-    page.evaluate(
-        "(stores) => { localStorage.clear();"
-        " for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }",
-        stores,
-    )
 
 
 def tasks_store(titles: list[str]) -> str:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
-from e2e.conftest import LiveServer
+from e2e.conftest import LiveServer, seed
 
 pytestmark = pytest.mark.e2e
 
@@ -42,16 +42,6 @@ def tasks_store(count: int, title: str = "Task") -> str:
         for i in range(count)
     ]
     return json.dumps({"state": {"tasks": tasks}, "version": 0})
-
-
-def seed(page: Page, server: LiveServer, stores: dict[str, str]) -> None:
-    """Write `stores` into the origin's localStorage (from a page that runs no loader)."""
-    page.goto(f"{server.url}/lsmigrate/static/demo.css")
-    page.evaluate(
-        "(stores) => { localStorage.clear();"
-        " for (const [k, v] of Object.entries(stores)) localStorage.setItem(k, v); }",
-        stores,
-    )
 
 
 def open_demo(page: Page, server: LiveServer, user: str, query: str = "") -> None:
