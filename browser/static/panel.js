@@ -368,7 +368,7 @@ class LsmigratePanel extends HTMLElement {
       restore.addEventListener("click", async () => {
         const keys = await window.lsmigrate.restore(backup.id);
         this.entry(`Restored ${keys.join(", ")}`);
-        this.status.textContent = `Restored from the backup: ${keys.join(", ")}.`;
+        this.setState("idle", `Restored from the backup: ${keys.join(", ")}. This data is back in this browser.`);
         this.showFound();
       });
       const download = element("button", { type: "button" }, "Download");
