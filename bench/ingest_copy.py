@@ -19,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from bench.ingest_load import KEY
-from lsmigrate.shared.catalog import STORES
+from lsmigrate.demo.stores import STORES
 
 TABLE = "tasks"
 

@@ -33,11 +33,11 @@ from sqlalchemy import event
 
 import lsmigrate.server
 from bench.ingest_load import KEY, encode_json
+from lsmigrate.demo.stores import STORES
 from lsmigrate.server import create_app
 from lsmigrate.server.auth import issue_token
 from lsmigrate.server.extensions import db
 from lsmigrate.shared.canonical import digest, parse_json
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.protocol import BatchRequest
 
 USER = "bench-profile"
@@ -140,6 +140,7 @@ def profile(database_url: str, redis_url: str, secret_key: str, records: list[An
             "REDIS_URL": redis_url,
             "SECRET_KEY": secret_key,
             "RATELIMIT_ENABLED": False,
+            "DEMO": True,
         }
     )
     clock = _SqlClock(app)

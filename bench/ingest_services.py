@@ -100,6 +100,9 @@ class Services:
             "LSMIGRATE_INSTANCE_PATH": instance,
         }
         self.env.pop("LSMIGRATE_DEMO", None)
+        # The demo's stores and tables, without its page and read API.
+        self.env["LSMIGRATE_STORES"] = "lsmigrate.demo.stores:STORES"
+        self.env["LSMIGRATE_MODELS"] = "lsmigrate.demo.models"
         if profile_dir is not None:
             self.env["LSMIGRATE_BENCH_PROFILE_DIR"] = profile_dir
             self.env["LSMIGRATE_BENCH_GC_FREEZE"] = "1" if gc_freeze else ""

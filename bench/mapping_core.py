@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from lsmigrate.shared.catalog import STORES
+from lsmigrate.demo.stores import STORES
 
 KEY = "task-store"
 USER_ID = "bench-user"

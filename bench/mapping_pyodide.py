@@ -60,6 +60,7 @@ def served_app() -> Iterator[tuple[str, dict[str, Any]]]:
                     "SQLALCHEMY_DATABASE_URI": f"sqlite:///{Path(instance) / 'bench.sqlite'}",
                     "REDIS_URL": None,
                     "SECRET_KEY": "bench-secret-key",
+                    "DEMO": True,
                 }
             )
         finally:

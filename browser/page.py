@@ -19,6 +19,7 @@ from typing import Any
 from lsmigrate.browser.progress import Emit
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
 from lsmigrate.browser.runner import Host, Options, run_migration
+from lsmigrate.shared.catalog import catalog_from_descriptor
 
 if sys.platform == "emscripten":  # pragma: no cover - only under Pyodide
     from js import localStorage, navigator
@@ -119,7 +120,7 @@ def fetch_sender(api_base: str, token: str) -> Send:
             response = await pyfetch(
                 api_base + path,
                 method=method,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+                headers={**({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json"},
                 body=None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False),
             )
             text = await response.string()
@@ -155,6 +156,7 @@ async def run(options_json: str, callback: Any, host: Any) -> str:
                 PagePacing(host),
             ),
             Options(
+                catalog=catalog_from_descriptor(options["stores"]),
                 batch_size=int(options.get("batchSize", 500)),
                 dry_run=bool(options.get("dryRun", False)),
                 retry=RetryPolicy(

@@ -32,16 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lsmigrate.browser.progress import Emit, Progress
 from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
 from lsmigrate.shared.canonical import manifest_digest
-from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.envelopes import SourceError
-from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreSpec
+from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
 
 OUTCOME_COUNTS = ("inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded")
 #: Records mapped between two pauses: 30 to 50 ms in Pyodide for compact tasks (each pause costs a few ms).
@@ -84,14 +83,17 @@ class Host:
     pacing: PagePacing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Options:
-    """How a run goes: batch size, dry run, rounds for rewritten keys, retries."""
+    """How a run goes: the stores, batch size, dry run, rounds for rewritten keys, retries."""
 
+    catalog: StoreCatalog
     batch_size: int = 500
     dry_run: bool = False
     max_rounds: int = 3
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: What the server's /config agreed on (set by the run itself): sent when a session opens.
+    stores_version: str | None = None
 
 
 class MigrationFailed(Exception):
@@ -142,15 +144,16 @@ def _new_report(dry_run: bool) -> dict[str, Any]:
     }
 
 
-async def run_migration(host: Host, options: Options | None = None) -> dict[str, Any]:
+async def run_migration(host: Host, options: Options) -> dict[str, Any]:
     """Migrate every store found in localStorage (resuming a checkpointed run); returns the report of design §9.
 
     A step that fails for good ends the run with state "failed" and the error in
     the report; nothing is deleted then, and a checkpoint stays for the next run.
+    A server with other stores than the page's is refused before anything is backed up, sent or deleted.
     """
-    options = options or Options()
     report = _new_report(options.dry_run)
     progress = Progress(host.emit, host.pacing.now)
+    spec_for_key = options.catalog.spec_for_key
     try:
         checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
         keys: list[str] | None = None  # the first round takes every migratable key (or the checkpoint's)
@@ -159,6 +162,8 @@ async def run_migration(host: Host, options: Options | None = None) -> dict[str,
             found = await _plan_round(host, options, report, progress, checkpoint, keys)
             if found is None:
                 break
+            if options.stores_version is None:  # before anything is mapped, backed up or sent
+                options = replace(options, stores_version=await _check_stores(host, options, progress))
             report["rounds"] += 1
             attempted.update(found.values)
             rewritten = await _run_round(host, options, report, progress, found)
@@ -179,6 +184,26 @@ async def run_migration(host: Host, options: Options | None = None) -> dict[str,
     return report
 
 
+async def _check_stores(host: Host, options: Options, progress: Progress) -> str:
+    """The stores version page and server share; refused when the server's stores differ (they would map
+    differently)."""
+    config = await _Server(host, options, progress).call("GET", "/config", None)
+    served = config.get("stores", []) if isinstance(config, dict) else []
+    policies = {store.get("name"): store.get("conflict_policy") for store in served if isinstance(store, dict)}
+    try:
+        version = options.catalog.version(policies)
+    except ValueError:
+        version = None  # the server has stores the page does not know
+    if version is None or version != config.get("stores_version"):
+        raise MigrationFailed(
+            "stores_version_mismatch",
+            "This page was built for other stores than the server's, so nothing was sent or deleted: "
+            "reload the page to get the current ones.",
+            {"server": config.get("stores_version"), "page": version},
+        )
+    return version
+
+
 async def _plan_round(
     host: Host,
     options: Options,
@@ -188,6 +213,7 @@ async def _plan_round(
     keys: list[str] | None,
 ) -> _Round | None:
     """Read (or, resuming, read back) the round's raw values and extract their records; None: nothing to do."""
+    spec_for_key = options.catalog.spec_for_key
     progress.start("check", 0)
     if checkpoint is not None:
         try:
@@ -441,7 +467,12 @@ class _Server:
     async def open(self, plan: _Round, dry_run: bool) -> dict[str, Any]:
         """Open (or resume) the round's session; a session rolled back meanwhile is replaced by a new one."""
         checkpoint = plan.checkpoint
-        body = {"client_session_id": checkpoint["client_session_id"], "dry_run": dry_run}
+        body = {
+            "client_session_id": checkpoint["client_session_id"],
+            "dry_run": dry_run,
+        }
+        if self.options.stores_version is not None:
+            body["stores_version"] = self.options.stores_version
         session: dict[str, Any] = await self.call("POST", "/sessions", body)
         if session["status"] == "rolled_back":
             checkpoint["client_session_id"], checkpoint["acknowledged"] = str(uuid.uuid4()), []

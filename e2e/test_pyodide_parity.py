@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 # back through JSON.stringify, which escapes lone surrogates: a string holding one cannot
 # cross from the page into the test as it is. The inputs are ASCII (json.dumps escapes).
 MAP_IN_PYODIDE = """async ({ config, snapshots, userId, migratedAt }) => {
+  const stores = JSON.stringify(config.stores);
   const { loadPyodide } = await import(config.pyodide + "pyodide.mjs");
   const pyodide = await loadPyodide({ indexURL: config.pyodide });
   await pyodide.loadPackage(config.wheels);
@@ -32,7 +33,7 @@ MAP_IN_PYODIDE = """async ({ config, snapshots, userId, migratedAt }) => {
   try {
     const outputs = {};
     for (const [name, itemsJson] of Object.entries(snapshots)) {
-      outputs[name] = JSON.stringify(module.map_snapshot_json(itemsJson, userId, migratedAt));
+      outputs[name] = JSON.stringify(module.map_snapshot_json(itemsJson, userId, migratedAt, stores));
     }
     return { platform: pyodide.runPython("import sys; sys.platform"), outputs };
   } finally {
@@ -53,9 +54,11 @@ def loader_config(live_server: LiveServer) -> dict[str, Any]:
     return config
 
 
-def map_in_cpython(items: dict[str, str]) -> bytes:
-    """The canonical output of a snapshot mapped here, as UTF-8 bytes."""
-    return map_snapshot_json(json.dumps(items), USER_ID, MIGRATED_AT).encode("utf-8", "surrogatepass")
+def map_in_cpython(items: dict[str, str], stores: dict[str, str]) -> bytes:
+    """The canonical output of a snapshot mapped here with the served catalog, as UTF-8 bytes."""
+    return map_snapshot_json(json.dumps(items), USER_ID, MIGRATED_AT, json.dumps(stores)).encode(
+        "utf-8", "surrogatepass"
+    )
 
 
 def map_in_pyodide(
@@ -139,7 +142,7 @@ def test_cpython_and_pyodide_map_the_corpus_byte_identically(
     page: Page, live_server: LiveServer, loader_config: dict[str, Any]
 ) -> None:
     named = snapshots()
-    cpython = {name: map_in_cpython(items) for name, items in named.items()}
+    cpython = {name: map_in_cpython(items, loader_config["stores"]) for name, items in named.items()}
     main, failing = coverage(cpython["main"]), coverage(cpython["failing"])
     # What the comparison covers: every record's digest, every row's id, every key's manifest.
     assert main["records"] >= 300

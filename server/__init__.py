@@ -1,11 +1,15 @@
-"""The lsmigrate ingest service: `create_app` is the Flask application factory.
+"""lsmigrate's server: the `LSMigrate` extension, and `create_app`, the standalone service's factory.
 
 flask --app lsmigrate.server run
 gunicorn 'lsmigrate.server:create_app()'
+
+In another Flask app: `LSMigrate(app, db=db, stores=..., user_id=...)` (see `extension`); its
+models' tables derive from `MigratedRecord`, and lsmigrate's own tables are on `metadata`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 from typing import Any
@@ -13,15 +17,16 @@ from typing import Any
 from flask import Flask
 
 from lsmigrate.server.config import load_config
-from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.errors import register_error_handlers
-from lsmigrate.server.extensions import cache, db, migrate
+from lsmigrate.server.extension import LSMigrate, current_lsmigrate
+from lsmigrate.server.extensions import Base, migrate, standalone_db
 from lsmigrate.server.jsontext import FastJSONProvider, dumps_text, loads
-from lsmigrate.server.limits import rate_limits
-from lsmigrate.shared.catalog import STORES
+from lsmigrate.server.models import MigratedRecord
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 _CHECKOUT = Path(__file__).resolve().parent.parent
+#: lsmigrate's own MetaData: a host app adds it to its Alembic `target_metadata`.
+metadata = Base.metadata
 
 
 def _instance_path() -> str:
@@ -34,7 +39,7 @@ def _instance_path() -> str:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the app: defaults, then LSMIGRATE_* and the environment, then `config`."""
+    """The standalone service: defaults, then LSMIGRATE_* and the environment, then `config`; LSMigrate on it."""
     app = Flask(__name__, instance_path=_instance_path())
     app.json = FastJSONProvider(app)
     load_config(app, config)
@@ -45,27 +50,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     }
 
-    db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
-    cache.init_app(app)
-    rate_limits.init_app(app)
-    app.extensions["lsmigrate_secret_box"] = SecretBox(app.config["SECRET_KEY"])
+    standalone_db.init_app(app)
+    migrate.init_app(app, standalone_db, directory=MIGRATIONS_DIR)
+    # The service is lsmigrate's own app: its errors (a 404 anywhere) are in lsmigrate's envelope too.
     register_error_handlers(app)
-
-    from lsmigrate.server import cli, models
-    from lsmigrate.server.api import docs, health, migration, records
-    from lsmigrate.server.runtime import bp as runtime_bp
-
-    app.register_blueprint(docs.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(migration.bp)
-    app.register_blueprint(records.bp)
-    app.register_blueprint(runtime_bp)
-    app.cli.add_command(cli.group)
-    for spec in STORES:
-        models.record_model(spec.table)  # a store without a table fails here, not on its first batch
+    for module in app.config["MODELS"]:
+        importlib.import_module(module)  # the tables the stores write into
+    LSMigrate(app, db=standalone_db, settings=app.config)
     if app.config["DEMO"]:
-        from lsmigrate.server.demo import bp as demo_bp
+        from lsmigrate.demo.views import enable_demo
 
-        app.register_blueprint(demo_bp)
+        enable_demo(app)
     return app
+
+
+__all__ = ["LSMigrate", "MigratedRecord", "create_app", "current_lsmigrate", "metadata"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request
+from collections.abc import Callable
+
+from flask import g, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from lsmigrate.server.errors import Unauthorized
+from lsmigrate.server.extension import current_lsmigrate, settings
 
 _SALT = "lsmigrate bearer token"
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+    return URLSafeTimedSerializer(settings()["SECRET_KEY"], salt=_SALT)
 
 
 def issue_token(user_id: str) -> str:
@@ -22,7 +25,7 @@ def issue_token(user_id: str) -> str:
 def user_from_token(token: str) -> str:
     """The user id a token was issued for; Unauthorized when it is not valid."""
     try:
-        claims = _serializer().loads(token, max_age=current_app.config["TOKEN_MAX_AGE"])
+        claims = _serializer().loads(token, max_age=settings()["TOKEN_MAX_AGE"])
     except SignatureExpired as error:
         raise Unauthorized("The bearer token has expired.", code="invalid_token") from error
     except BadSignature as error:
@@ -32,9 +35,31 @@ def user_from_token(token: str) -> str:
     return claims["sub"]
 
 
-def authenticate() -> None:
-    """before_request hook: sets g.user_id from the Authorization header."""
+def bearer_token() -> str | None:
+    """The token of the request's `Authorization: Bearer <token>` header, or None."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _hosted_user(loader: Callable[[], str | None]) -> str:
+    user_id = loader()
+    if user_id is None or user_id == "":
+        raise Unauthorized("Sign in first: this app does not know who you are.", code="not_signed_in")
+    if not isinstance(user_id, str) or len(user_id) > 255:
+        # The host's loader is wrong, not the request: a server error the operator sees, never a user's id guessed.
+        raise TypeError(
+            f"the user_id callable must return a str of at most 255 characters or None, got {type(user_id).__name__}"
+        )
+    return user_id
+
+
+def authenticate() -> None:
+    """before_request hook: sets g.user_id, from the host app's `user_id` callable, else the bearer token."""
+    loader = current_lsmigrate().user_loader
+    if loader is not None:
+        g.user_id = _hosted_user(loader)
+        return
+    token = bearer_token()
+    if token is None:
         raise Unauthorized("An 'Authorization: Bearer <token>' header is required.")
-    g.user_id = user_from_token(token.strip())
+    g.user_id = user_from_token(token)

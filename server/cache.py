@@ -83,9 +83,9 @@ class RedisCache:
         if app is not None:
             self.init_app(app)
 
-    def init_app(self, app: Flask) -> None:
+    def init_app(self, app: Flask, settings: Mapping[str, Any]) -> None:
         """Bind to an app (None there without REDIS_URL); the client connects lazily on first use."""
-        url = app.config.get("REDIS_URL")
+        url = settings.get("REDIS_URL")
         state = None
         if url:
             # One immediate retry gets past a pooled connection Redis closed;
@@ -94,7 +94,7 @@ class RedisCache:
                 url, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1)
             )
             state = _Redis(
-                client, ttl=int(app.config["CACHE_TTL_SECONDS"]), retry_seconds=float(app.config["CACHE_RETRY_SECONDS"])
+                client, ttl=int(settings["CACHE_TTL_SECONDS"]), retry_seconds=float(settings["CACHE_RETRY_SECONDS"])
             )
         app.extensions["lsmigrate_cache"] = state
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,15 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_AFTER_SECONDS": 2,
     "DEMO": False,
     "PYODIDE_DIR": None,  # None: node_modules/pyodide beside the checkout
+    # The stores: "package.module:ATTRIBUTE" or a .json/.toml file (lsmigrate.shared.catalog);
+    # None: the demo's with DEMO, else a start-up error.
+    "STORES": None,
+    # Modules declaring the models of the stores' tables, imported at start-up (a comma-separated list
+    # in the environment); DEMO adds the demo's.
+    "MODELS": [],
 }
+#: Settings of the standalone service's own Flask app, not of lsmigrate mounted in another.
+_APP_ONLY = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS")
 
 
 def database_url(url: str) -> str:
@@ -89,5 +98,40 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret_key(app)
-    if not app.config["PYODIDE_DIR"]:
-        app.config["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")
+    models = app.config["MODELS"]
+    if isinstance(models, str):
+        models = [name.strip() for name in models.split(",") if name.strip()]
+    if app.config["DEMO"]:
+        from lsmigrate.demo import MODELS_MODULE, STORES_REFERENCE
+
+        app.config["STORES"] = app.config["STORES"] or STORES_REFERENCE
+        models = [*models, MODELS_MODULE]
+    app.config["MODELS"] = models
+
+
+def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+    """lsmigrate's settings by short name: `given` itself (the standalone service's own app.config, missing
+    names filled with their defaults), else the app's LSMIGRATE_* keys.
+
+    Mounted in another app, lsmigrate reads only its own prefixed keys and leaves the host's (SECRET_KEY,
+    MAX_CONTENT_LENGTH, RATELIMIT_*) alone; it has no instance-generated key there, so
+    LSMIGRATE_SECRET_KEY is required.
+    """
+    names = [name for name in DEFAULTS if name not in _APP_ONLY]
+    resolved: MutableMapping[str, Any]
+    if given is not None:
+        resolved = given
+        for name in names:
+            resolved.setdefault(name, DEFAULTS[name])
+    else:
+        resolved = {name: app.config.get(f"LSMIGRATE_{name}", DEFAULTS[name]) for name in names}
+        if not resolved["SECRET_KEY"]:
+            raise RuntimeError(
+                "LSMIGRATE_SECRET_KEY is not set: lsmigrate signs tokens and encrypts secrets with it. "
+                "Set app.config['LSMIGRATE_SECRET_KEY'] (a long random string, the same on every instance)."
+            )
+        if not resolved["RATELIMIT_STORAGE_URI"]:
+            resolved["RATELIMIT_STORAGE_URI"] = resolved["REDIS_URL"] or "memory://"
+    if not resolved["PYODIDE_DIR"]:
+        resolved["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")
+    return resolved

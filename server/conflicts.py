@@ -21,32 +21,28 @@ from sqlalchemy import insert, select, update
 
 from lsmigrate.server.crypto import SecretBox, secret_box
 from lsmigrate.server.errors import Conflict, NotFound
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord, record_model
+from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord
 from lsmigrate.server.names import rename_taken
 from lsmigrate.server.quarantine import decrypt_secrets, mask_secrets, quarantine_row
-from lsmigrate.server.rows import db_row, fetch_images, source_record, unique_name
+from lsmigrate.server.rows import db_row, fetch_images, secret_names, source_record, unique_name
 from lsmigrate.server.sessions import lock_user
-from lsmigrate.server.user_records import records_changed
-from lsmigrate.shared.catalog import spec_for_key
+from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.stores import StoreSpec
 
 _KEPT_SERVER = {"code": "kept_server", "field": "", "message": "the user chose the server's version"}
 
 
 def _spec(key: str) -> StoreSpec:
-    spec = spec_for_key(key)
+    spec = current_lsmigrate().spec_for_key(key)
     if spec is None:
         raise LookupError(f"No store spec for key {key!r}, which has conflicts: the store catalog changed.")
     return spec
 
 
 def _server_version(spec: StoreSpec, picture: dict[str, Any]) -> Any:
-    masks = {
-        column.name: {"$masked": picture.get(f"{column.name}_hint") or "…"}
-        for column in spec.mapper.columns
-        if column.secret and picture.get(f"{column.name}_encrypted") is not None
-    }
+    masks = {name: {"$masked": hint} for name, hint in secret_names(spec, picture, current_lsmigrate().box).items()}
     return source_record(spec, picture, masks)
 
 
@@ -94,7 +90,7 @@ def find_conflict(session: MigrationSession, conflict_id: str) -> MigrationConfl
 
 def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: LedgerEntry, box: SecretBox) -> bool:
     spec = _spec(conflict.key)
-    model = record_model(conflict.target_table)
+    model = current_lsmigrate().model_of_table(conflict.target_table)
     table, target, user_id = model.__table__, conflict.target_id, session.user_id
     raw = decrypt_secrets(spec, conflict.local, box)
     [mapped] = spec.map([raw], key=conflict.key, user_id=user_id, migrated_at=session.created_at, offset=conflict.index)
@@ -106,7 +102,7 @@ def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: L
     if renamed is not None:
         mapped = renamed
         entry.warnings = [*entry.warnings, {"code": "name_taken", "field": unique_name(spec, model)[1]}]  # type: ignore[index]
-    row = db_row(spec, mapped, target, (session.id, user_id), box)
+    row = db_row(spec, mapped, target, (session.id, user_id), box, model)
     if current is None:
         db.session.execute(insert(table), [row])
         entry.outcome = "inserted"
@@ -148,5 +144,5 @@ def resolve_conflict(session: MigrationSession, conflict: MigrationConflict, kee
     answer = {"conflict": describe_conflict(conflict, box), "outcome": entry.outcome}
     db.session.commit()
     if changed:
-        records_changed(user_id)
+        send_records_changed(user_id)
     return answer

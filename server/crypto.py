@@ -6,7 +6,6 @@ import base64
 import hashlib
 
 from cryptography.fernet import Fernet
-from flask import current_app
 
 
 class SecretBox:
@@ -27,5 +26,6 @@ class SecretBox:
 
 def secret_box() -> SecretBox:
     """The current app's SecretBox."""
-    box: SecretBox = current_app.extensions["lsmigrate_secret_box"]
-    return box
+    from lsmigrate.server.extension import current_lsmigrate
+
+    return current_lsmigrate().box

@@ -26,10 +26,12 @@ import logging
 from typing import Any
 
 import psycopg
-from flask import Flask, current_app, jsonify
+from flask import Blueprint, Flask
 from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+
+from lsmigrate.server.jsontext import json_response
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +85,14 @@ def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> ResponseReturnValue:
     """The one error envelope."""
-    body = {"error": {"code": code, "message": message, "details": details}}
-    return jsonify(body), status, headers or {}
+    return json_response({"error": {"code": code, "message": message, "details": details}}, status, headers)
 
 
 def _headers(error: ApiError) -> dict[str, str]:
     if isinstance(error, ServiceUnavailable):
-        return {"Retry-After": str(current_app.config["RETRY_AFTER_SECONDS"])}
+        from lsmigrate.server.extension import settings
+
+        return {"Retry-After": str(settings()["RETRY_AFTER_SECONDS"])}
     return {}
 
 
@@ -124,8 +127,8 @@ def _unavailable_response(error: Exception) -> ResponseReturnValue:
     return error_response(unavailable.status, unavailable.code, unavailable.message, headers=_headers(unavailable))
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Send every API error and HTTP error in the envelope, never as an HTML page."""
+def register_error_handlers(app: Flask | Blueprint) -> None:
+    """Every API and HTTP error of `app`'s (or a blueprint's) routes in the envelope, never as an HTML page."""
 
     @app.errorhandler(ApiError)
     def handle_api_error(error: ApiError) -> ResponseReturnValue:

@@ -1,14 +1,23 @@
-"""Flask extensions, created unbound here and bound in create_app."""
+"""lsmigrate's declarative base and column types, and the database it works in.
+
+Models of lsmigrate's tables derive from `Base`, whose `metadata` is lsmigrate's
+own: a host app adds it to its Alembic `target_metadata`. The database session
+is the one of the `db` the app's lsmigrate was given (`db` here stands for it),
+so a batch's rows, in the host's tables or lsmigrate's, commit with its ledger.
+`standalone_db` is the Flask-SQLAlchemy instance of lsmigrate's own service.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, Dialect, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
+from werkzeug.local import LocalProxy
 
 from lsmigrate.server.cache import RedisCache
 
@@ -29,9 +38,22 @@ class Moment(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    """Declarative base of every model."""
+    """Declarative base of lsmigrate's own tables, on lsmigrate's own MetaData."""
+
+    metadata = MetaData()
 
 
-db = SQLAlchemy(model_class=Base)
+def _app_db() -> Any:
+    from lsmigrate.server.extension import current_lsmigrate
+
+    return current_lsmigrate().db
+
+
+if TYPE_CHECKING:
+    db: SQLAlchemy
+else:
+    #: The current app's lsmigrate database (the host's `db`, or the standalone service's).
+    db = LocalProxy(_app_db)
+standalone_db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()
 cache = RedisCache()

@@ -28,12 +28,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from flask import current_app
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.server.bulk import insert_rows
 from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import (
     LedgerEntry,
@@ -41,15 +41,13 @@ from lsmigrate.server.models import (
     MigrationConflict,
     MigrationSession,
     QuarantinedRecord,
-    record_model,
 )
 from lsmigrate.server.outcomes import Batch
 from lsmigrate.server.payloads import load_body
 from lsmigrate.server.plans import Plan, plan_batch
 from lsmigrate.server.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
-from lsmigrate.server.user_records import records_changed
-from lsmigrate.shared.catalog import spec_for_key
+from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
 
@@ -199,11 +197,12 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
     payload = load_body(_BATCH_REQUEST, body)
     if session.status != "open":
         raise _session_closed()
-    spec = spec_for_key(payload["key"])
+    lsmigrate = current_lsmigrate()
+    spec = lsmigrate.spec_for_key(payload["key"])
     if spec is None:
         raise Unprocessable(f"{payload['key']!r} is not a store lsmigrate migrates.", code="unknown_store")
     records, digests, key = payload["records"], payload["digests"], payload["key"]
-    limit = current_app.config["MAX_BATCH_RECORDS"]
+    limit = lsmigrate.settings["MAX_BATCH_RECORDS"]
     if len(records) > limit:
         raise PayloadTooLarge(f"A batch holds at most {limit} records.", code="too_many_records")
     if len(digests) != len(records):
@@ -216,7 +215,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         raise Unprocessable(
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
-    batch = Batch(spec, record_model(spec.table), session.id, session.user_id, session.dry_run, key, seq)
+    batch = Batch(spec, lsmigrate.model_for(spec), session.id, session.user_id, session.dry_run, key, seq)
     check_text = may_hold_unstorable_text(body)
     for _ in range(ATTEMPTS):
         try:
@@ -232,7 +231,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
                 return replay
             continue
         if changed:
-            records_changed(batch.user_id, write_through=False)  # complete writes the snapshot through
+            send_records_changed(batch.user_id, write_through=False)  # complete writes the snapshot through
         return response
     raise Conflict(
         "The batch kept colliding with concurrent writes; send it again.", code="concurrent_write"

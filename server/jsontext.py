@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
+from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
@@ -89,3 +91,11 @@ class FastJSONProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Any:
         value = self._prepare_response_obj(args, kwargs)
         return self._app.response_class(f"{self.dumps(value)}\n", mimetype=self.mimetype)
+
+
+def json_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """A JSON answer written by lsmigrate itself, whatever JSON provider the host app has."""
+    response = Response(dumps_bytes(body) + b"\n", status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response

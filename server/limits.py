@@ -2,8 +2,9 @@
 
 - Key: the user of the request's bearer token; without a valid one, the
   remote address (so forged tokens are limited too). Never the token itself.
-- Limits: RATELIMIT_DEFAULT (env LSMIGRATE_RATELIMIT_DEFAULT) on every route
-  but /healthz and the page's runtime under /lsmigrate/.
+- Limits: RATELIMIT_DEFAULT (env LSMIGRATE_RATELIMIT_DEFAULT) on lsmigrate's
+  routes but /healthz and the page's runtime under /lsmigrate/; never on a
+  host app's own routes (its own Flask-Limiter, if it has one, is its own).
 - Storage: RATELIMIT_STORAGE_URI, which defaults to REDIS_URL, else memory.
 - Redis down: requests never fail. Flask-Limiter falls back to counting in
   this process's memory (limits keep being enforced, per process, counted
@@ -22,53 +23,57 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import redis
-from flask import Flask, current_app, has_app_context, make_response, request
+from flask import Flask, current_app, g, has_app_context, make_response, request
 from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lsmigrate.server.auth import user_from_token
+from lsmigrate.server.auth import authenticate
 from lsmigrate.server.errors import Unauthorized, error_response
 from lsmigrate.server.extensions import cache
 
-#: Blueprints whose routes are never limited: the health check, and what the page loads.
-EXEMPT_BLUEPRINTS = frozenset({"health", "runtime"})
+#: lsmigrate's blueprints whose routes are never limited: the health check, and what the page loads.
+EXEMPT_BLUEPRINTS = frozenset({"lsmigrate.health", "lsmigrate.runtime"})
+#: The blueprints whose routes are lsmigrate's (and its demo preset's): only these are limited.
+LIMITED_ROOTS = frozenset({"lsmigrate", "lsmigrate_demo"})
 
 
 def rate_limit_key() -> str:
     """Whom a request counts against: its bearer token's user, else its remote address."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
-        try:
-            return f"user:{user_from_token(token.strip())}"
-        except Unauthorized:
-            pass  # counted against the address; the view answers 401
+    try:
+        authenticate()
+        return f"user:{g.user_id}"
+    except Unauthorized:
+        pass  # counted against the address; the view answers 401
     return f"address:{request.remote_addr or 'unknown'}"
 
 
 def _exempt() -> bool:
-    return request.blueprint in EXEMPT_BLUEPRINTS
+    blueprints = request.blueprints  # innermost first: ["lsmigrate.migration", "lsmigrate"]
+    return not blueprints or blueprints[-1] not in LIMITED_ROOTS or blueprints[0] in EXEMPT_BLUEPRINTS
 
 
 class RateLimits:
     """Flask extension: one Flask-Limiter per app, configured from app.config."""
 
-    def __init__(self, app: Flask | None = None) -> None:
-        if app is not None:
-            self.init_app(app)
-
-    def init_app(self, app: Flask) -> None:
-        """Give `app` its Limiter and its 429 handler."""
+    def init_app(self, app: Flask, settings: Mapping[str, Any]) -> None:
+        """Give `app` its Limiter for lsmigrate's routes; the 429 handler is the `lsmigrate` blueprint's."""
         storage_options: dict[str, Any] = {}
-        if app.config["RATELIMIT_STORAGE_URI"].startswith(("redis://", "rediss://", "redis+unix://")):
+        storage_uri = settings["RATELIMIT_STORAGE_URI"]
+        if storage_uri.startswith(("redis://", "rediss://", "redis+unix://")):
             storage_options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5, "retry": Retry(NoBackoff(), 1)}
         limiter = Limiter(
             key_func=rate_limit_key,
             key_prefix="lsmigrate",
+            # Given here, not read from app.config: a host's own RATELIMIT_* settings are its limiter's.
+            default_limits=[settings["RATELIMIT_DEFAULT"]],
+            storage_uri=storage_uri,
+            enabled=bool(settings["RATELIMIT_ENABLED"]),
             storage_options=storage_options,
             in_memory_fallback_enabled=True,
             swallow_errors=True,
@@ -76,7 +81,6 @@ class RateLimits:
         limiter.request_filter(_exempt)
         limiter.init_app(app)
         app.extensions["lsmigrate_limiter"] = limiter
-        app.register_error_handler(RateLimitExceeded, _too_many_requests)
         logging.getLogger("flask-limiter").addFilter(_OUTAGE)
 
 
@@ -94,7 +98,7 @@ def _retry_after(error: RateLimitExceeded) -> int:
     return min(window, max(1, math.ceil(reset_at - time.time())))
 
 
-def _too_many_requests(error: RateLimitExceeded) -> ResponseReturnValue:
+def too_many_requests(error: RateLimitExceeded) -> ResponseReturnValue:
     seconds = _retry_after(error)
     limit = str(error.limit.limit)
     response = make_response(

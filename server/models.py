@@ -1,6 +1,7 @@
-"""The tables: migrated records, and the bookkeeping of migration sessions.
+"""lsmigrate's tables: the generic migrated records, and the bookkeeping of migration sessions.
 
-`RECORD_MODELS` maps every table a store spec may target to its model.
+`resolve_models` finds the model of every store's table: a host's model (with the
+`MigratedRecord` columns) or lsmigrate's generic `migrated_records`.
 Bookkeeping: a session (`migration_sessions`, at most one open non-dry-run
 session per user, enforced by a partial unique index), its acknowledged
 batches, its ledger (one row per source record), its quarantine and its
@@ -17,7 +18,8 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lsmigrate.server.extensions import JsonValue, Moment, db
+from lsmigrate.server.extensions import Base, JsonValue, Moment
+from lsmigrate.shared.stores import StoreCatalog
 
 # JSON whose None is SQL NULL ("no value"), not the JSON value null.
 OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -35,76 +37,77 @@ class MigratedRecord:
     updated_at: Mapped[datetime] = mapped_column(Moment)
 
 
-class Task(MigratedRecord, db.Model):  # type: ignore[name-defined]
-    """A migrated task."""
+class GenericRecord(MigratedRecord, Base):
+    """A record of a store that names no table of its own: lsmigrate's generic `migrated_records`.
 
-    __tablename__ = "tasks"
+    `data` is the record as the app wrote it, its secret fields taken out and kept encrypted in
+    `secrets_encrypted` (one ciphertext of the JSON object of them); `record_id` is its source id as
+    text. Every id is derived from (user, store, source id), so stores sharing the table never collide.
+    """
 
-    title: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(32))
-    priority: Mapped[str] = mapped_column(String(16))
-    branch: Mapped[str | None] = mapped_column(Text)
-    session_id: Mapped[str | None] = mapped_column(Text)
-    repository: Mapped[str | None] = mapped_column(Text)
-    status_message: Mapped[str | None] = mapped_column(Text)
-    is_archived: Mapped[bool]
-    has_changes: Mapped[bool]
-    pull_request: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    __tablename__ = "migrated_records"
+    __table_args__ = (Index("ix_migrated_records_user_store", "user_id", "store"),)
 
-
-class Environment(MigratedRecord, db.Model):  # type: ignore[name-defined]
-    """A migrated environment; its GitHub token is stored encrypted."""
-
-    __tablename__ = "environments"
-    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_environments_user_name"),)
-
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    github_organization: Mapped[str | None] = mapped_column(Text)
-    github_repository: Mapped[str | None] = mapped_column(Text)
-    github_token_encrypted: Mapped[str | None] = mapped_column(Text)
-    github_token_hint: Mapped[str | None] = mapped_column(String(32))
-    is_active: Mapped[bool] = mapped_column(default=False)
+    store: Mapped[str] = mapped_column(String(64))
+    record_id: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[Any] = mapped_column(JsonValue)
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
-class FormDraft(MigratedRecord, db.Model):  # type: ignore[name-defined]
-    """A migrated form draft: the form's values, kept whole, under the localStorage key that held them."""
-
-    __tablename__ = "form_drafts"
-    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_form_drafts_user_key"),)
-
-    key: Mapped[str] = mapped_column(String(255))
-    data: Mapped[dict[str, Any]] = mapped_column(JsonValue)
+def _mapped_classes(registry: Any) -> dict[str, Any]:
+    return {
+        mapper.class_.__tablename__: mapper.class_
+        for mapper in registry.mappers
+        if isinstance(getattr(mapper.class_, "__tablename__", None), str)
+    }
 
 
-class UserPreferences(MigratedRecord, db.Model):  # type: ignore[name-defined]
-    """A user's migrated preferences object, kept whole: one row per user."""
+def resolve_models(catalog: StoreCatalog, db: Any) -> dict[str, Any]:
+    """Store name -> the model of the table it writes into; LookupError naming a table no model maps.
 
-    __tablename__ = "user_preferences"
-    __table_args__ = (UniqueConstraint("user_id", name="uq_user_preferences_user"),)
+    A store without a table writes into `migrated_records`; a named table is one of the host's models
+    (on `db.Model`) or of a preset, and must have lsmigrate's bookkeeping columns (`MigratedRecord`).
+    """
+    known: dict[str, Any] = {}
+    for registry in _registries(db):
+        known.update(_mapped_classes(registry))
+    models: dict[str, Any] = {}
+    for spec in catalog:
+        if spec.table is None:
+            models[spec.name] = GenericRecord
+            continue
+        model = known.get(spec.table)
+        if model is None:
+            raise LookupError(
+                f"store {spec.name!r} writes into table {spec.table!r}, but no model maps that table: declare one "
+                "(on your db.Model, with lsmigrate.server.MigratedRecord's columns) or leave the store's table unset "
+                "for lsmigrate's generic migrated_records."
+            )
+        missing = sorted(set(BOOKKEEPING) - set(model.__table__.columns.keys()))
+        if missing:
+            raise LookupError(
+                f"store {spec.name!r}: table {spec.table!r} lacks lsmigrate's columns {missing}: derive its model "
+                "from lsmigrate.server.MigratedRecord"
+            )
+        models[spec.name] = model
+    return models
 
-    data: Mapped[dict[str, Any]] = mapped_column(JsonValue)
+
+def _registries(db: Any) -> list[Any]:
+    registries = [registry for registry in PRESET_REGISTRIES]
+    model = getattr(db, "Model", None)
+    if model is not None and hasattr(model, "registry"):
+        registries.append(model.registry)
+    return registries
 
 
-#: The model of every table a store spec may target (`StoreSpec.table`).
-RECORD_MODELS: dict[str, type[MigratedRecord]] = {
-    model.__tablename__: model for model in (Task, Environment, FormDraft, UserPreferences)
-}
+#: Registries of presets' models (the demo adds its own when it is imported).
+PRESET_REGISTRIES: list[Any] = []
+#: The columns lsmigrate reads and writes in every table a store writes into.
+BOOKKEEPING = ("id", "user_id", "metadata", "source_digest", "migration_session_id", "created_at", "updated_at")
 
 
-def record_model(table: str) -> type[MigratedRecord]:
-    """The model of migrated-record table `table`; LookupError if the server has none."""
-    try:
-        return RECORD_MODELS[table]
-    except KeyError:
-        raise LookupError(
-            f"No model for table {table!r}: a store spec targets it, but lsmigrate.server.models does not "
-            "define it (a server configuration error: add a model and a migration)."
-        ) from None
-
-
-class MigrationSession(db.Model):  # type: ignore[name-defined]
+class MigrationSession(Base):
     """One browser's migration of one user's stores.
 
     status: open (batches accepted), verified (the manifest matched), abandoned
@@ -137,7 +140,7 @@ class MigrationSession(db.Model):  # type: ignore[name-defined]
     rollback_report: Mapped[dict[str, Any] | None] = mapped_column(OptionalJson)
 
 
-class MigrationBatch(db.Model):  # type: ignore[name-defined]
+class MigrationBatch(Base):
     """An acknowledged batch: its body's fingerprint and the response to replay."""
 
     __tablename__ = "migration_batches"
@@ -152,7 +155,7 @@ class MigrationBatch(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(Moment)
 
 
-class LedgerEntry(db.Model):  # type: ignore[name-defined]
+class LedgerEntry(Base):
     """What became of one source record in one session.
 
     outcome: inserted, updated, unchanged, quarantined, conflict (open), kept_server
@@ -180,7 +183,7 @@ class LedgerEntry(db.Model):  # type: ignore[name-defined]
     pre_image: Mapped[dict[str, Any] | None] = mapped_column(OptionalJson)
 
 
-class QuarantinedRecord(db.Model):  # type: ignore[name-defined]
+class QuarantinedRecord(Base):
     """A source record that could not be mapped: its raw value (secrets encrypted) and why."""
 
     __tablename__ = "quarantine"
@@ -199,7 +202,7 @@ class QuarantinedRecord(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(Moment)
 
 
-class MigrationConflict(db.Model):  # type: ignore[name-defined]
+class MigrationConflict(Base):
     """A record that differs from the user's row under a policy of `ask`: both versions, until resolved.
 
     status: open, resolved (resolution local or server), or closed (resolution

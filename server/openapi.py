@@ -176,8 +176,10 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 @functools.cache
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3 document of the whole API, as a dict ready for JSON."""
+def openapi_document(prefix: str = "", routes: frozenset[str] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3 document of the API, as a dict ready for JSON: each path under `prefix`, and only the
+    operations whose path (with the prefix) is in `routes` when it is given (a preset's are not always served)."""
+    operations = [op for op in OPERATIONS if routes is None or prefix + op.path in routes]
     spec = APISpec(
         title="lsmigrate",
         version=str(PROTOCOL_VERSION),
@@ -187,8 +189,8 @@ def openapi_document() -> dict[str, Any]:
         security=[{"bearer": []}],
     )
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    schemas = {op.body for op in OPERATIONS if op.body is not None}
-    schemas |= {schema for op in OPERATIONS for schema in op.responses.values()}
+    schemas = {op.body for op in operations if op.body is not None}
+    schemas |= {schema for op in operations for schema in op.responses.values()}
     schemas.add(out.ErrorEnvelope)
     for schema in sorted(schemas, key=lambda s: s.__name__):
         spec.components.schema(schema.__name__, schema=schema)
@@ -198,8 +200,8 @@ def openapi_document() -> dict[str, Any]:
             {"description": description, "content": {"application/json": {"schema": "ErrorEnvelope"}}},
         )
     by_path: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
-        by_path.setdefault(openapi_path(op.path), {})[op.method] = _operation(op)
+    for op in operations:
+        by_path.setdefault(openapi_path(prefix + op.path), {})[op.method] = _operation(op)
     for path, operations in by_path.items():
         spec.path(path=path, operations=operations)
     return spec.to_dict()

@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import current_app
-
 from lsmigrate.server.names import rename_taken
 from lsmigrate.server.rows import unique_name
 from lsmigrate.shared.mapping import MappedRecord
@@ -49,7 +47,9 @@ FOREIGN = {"code": "foreign_id", "field": "", "message": "the id and its relocat
 
 def conflict_policy(spec: StoreSpec) -> str:
     """The store's policy: app config CONFLICT_POLICIES[store name], else the spec's own."""
-    policy: str = current_app.config["CONFLICT_POLICIES"].get(spec.name, spec.conflict_policy)
+    from lsmigrate.server.extension import settings
+
+    policy: str = settings()["CONFLICT_POLICIES"].get(spec.name, spec.conflict_policy)
     if policy not in CONFLICT_POLICIES:
         raise LookupError(f"CONFLICT_POLICIES[{spec.name!r}] is {policy!r}, not one of {CONFLICT_POLICIES}")
     return policy

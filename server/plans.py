@@ -85,7 +85,7 @@ def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
         # statistics lagging a growing session the planner would scan that range on every batch instead of
         # probing the target index once per id.
         func.coalesce(LedgerEntry.session_id, LedgerEntry.session_id) == batch.session_id,
-        LedgerEntry.target_table == batch.spec.table,
+        LedgerEntry.target_table == batch.model.__tablename__,
         LedgerEntry.outcome.in_(LIVE),
     )
     return {row[0]: Claim(*row[1:]) for row in db.session.execute(query)}
@@ -94,7 +94,7 @@ def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
 def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dict[str, Any]]) -> Plan:
     """The statements' parameters, once every record is decided and the images are in hand."""
     batch, plan, box = decider.batch, Plan(), secret_box()
-    spec, table, now = batch.spec, batch.spec.table, datetime.now(UTC)
+    spec, table, now = batch.spec, batch.model.__tablename__, datetime.now(UTC)
     keep = not batch.dry_run  # a dry run writes no quarantine and no conflicts
     for record in records:
         index, target = record.mapped.index, record.target_id
@@ -102,7 +102,7 @@ def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dic
             record.pre_image = images[target]  # type: ignore[index]
         if record.write is not None:
             assert target is not None
-            row = db_row(spec, record.mapped, target, batch.owner, box)
+            row = db_row(spec, record.mapped, target, batch.owner, box, batch.model)
             if record.write == "insert":
                 plan.inserts.append(row)
             else:
@@ -168,7 +168,7 @@ def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
         "source_id": storable(source_id),
         "digest": record.mapped.digest,
         "outcome": record.outcome,
-        "target_table": None if record.target_id is None else batch.spec.table,
+        "target_table": None if record.target_id is None else batch.model.__tablename__,
         "target_id": record.target_id,
         "warnings": record.warnings,
         "version_at": record.version,

@@ -27,9 +27,9 @@ from typing import Any
 from sqlalchemy import select
 
 from lsmigrate.server.crypto import SecretBox, secret_box
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import MigrationSession, QuarantinedRecord
-from lsmigrate.shared.catalog import spec_for_key
 from lsmigrate.shared.mapping import secret_hint
 from lsmigrate.shared.stores import StoreSpec
 
@@ -184,7 +184,7 @@ def list_quarantine(session: MigrationSession) -> list[dict[str, Any]]:
     )
     records = []
     for record in db.session.scalars(query):
-        spec = spec_for_key(record.key)
+        spec = current_lsmigrate().spec_for_key(record.key)
         raw = stored_raw(record.raw, record.reasons)
         records.append(
             {

@@ -27,11 +27,12 @@ from typing import Any
 
 from sqlalchemy import UniqueConstraint, bindparam, delete, select, update
 
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession, record_model
+from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.rows import image_values
 from lsmigrate.server.sessions import lock_user
-from lsmigrate.server.user_records import records_changed
+from lsmigrate.server.signals import send_records_changed
 
 WRITES = ("inserted", "updated")
 
@@ -70,7 +71,7 @@ def _names_taken(model: Any, user_id: str, restored: list[dict[str, Any]], leavi
 
 
 def _undo_table(session: MigrationSession, table_name: str, entries: list[Any], report: dict[str, Any]) -> None:
-    model = record_model(table_name)
+    model = current_lsmigrate().model_of_table(table_name)
     table = model.__table__
     ids = [entry.target_id for entry in entries]
     columns = (table.c.id, table.c.user_id, table.c.migration_session_id, table.c.source_digest)
@@ -157,5 +158,5 @@ def rollback_session(session: MigrationSession) -> dict[str, Any]:
     user_id = session.user_id
     db.session.commit()
     if any(report["deleted"].values()) or any(report["restored"].values()):
-        records_changed(user_id)
+        send_records_changed(user_id)
     return report

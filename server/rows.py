@@ -1,8 +1,10 @@
 """Rows of the migrated-record tables: built from mapped records, imaged, restored, rebuilt.
 
-Rows are built the same way for every store: the table's model comes from
-`record_model(spec.table)`, and each secret column of the spec is stored as
-`<name>_encrypted` beside the `<name>_hint` the mapping made. An image is a
+Rows are built the same way for every store: in a store's own table each
+secret column of the spec is stored as `<name>_encrypted` beside the
+`<name>_hint` the mapping made; in lsmigrate's generic `migrated_records`
+the row holds the source record (`data`, its secrets taken out), the
+secrets in one ciphertext (`secrets_encrypted`), and the store's name. An image is a
 row as JSON (dates in ISO 8601, ids as text, secret columns as stored,
 encrypted): the ledger keeps the image of a row a session overwrote, a
 conflict the image of the user's row, and rollback writes an image back.
@@ -10,6 +12,7 @@ conflict the image of the user's row, and rollback writes an image back.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -20,7 +23,8 @@ from sqlalchemy import UniqueConstraint, Uuid, select
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.extensions import Moment, db
 from lsmigrate.server.sets import among
-from lsmigrate.shared.mapping import MappedRecord
+from lsmigrate.shared.canonical import canonical_json
+from lsmigrate.shared.mapping import MappedRecord, secret_hint
 from lsmigrate.shared.stores import StoreSpec
 
 # Warnings that say a record's timestamp field gave no time: the column then holds a fallback.
@@ -29,11 +33,23 @@ _NO_TIME = frozenset({"timestamp_missing", "timestamp_unparseable"})
 IDENTITY = ("id", "user_id")
 
 
+def is_generic(model: Any) -> bool:
+    """True for lsmigrate's generic table, where stores keep their records as documents."""
+    return "secrets_encrypted" in model.__table__.columns and "store" in model.__table__.columns
+
+
 def db_row(
-    spec: StoreSpec, mapped: MappedRecord, row_id: uuid.UUID, owner: tuple[uuid.UUID, str], box: SecretBox
+    spec: StoreSpec,
+    mapped: MappedRecord,
+    row_id: uuid.UUID,
+    owner: tuple[uuid.UUID, str],
+    box: SecretBox,
+    model: Any = None,
 ) -> dict[str, Any]:
-    """The table row of a mapped record, written by session `owner[0]` for user `owner[1]`."""
+    """The row of a mapped record in `model`'s table, written by session `owner[0]` for user `owner[1]`."""
     assert mapped.row is not None
+    if model is not None and is_generic(model):
+        return _generic_row(spec, mapped, row_id, owner, box)
     row = dict(mapped.row)
     row["id"] = row_id
     row["created_at"] = datetime.fromisoformat(row["created_at"])
@@ -48,6 +64,38 @@ def db_row(
             secret = mapped.secrets.get(column.name)
             row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
     return row
+
+
+def _generic_row(
+    spec: StoreSpec, mapped: MappedRecord, row_id: uuid.UUID, owner: tuple[uuid.UUID, str], box: SecretBox
+) -> dict[str, Any]:
+    assert mapped.row is not None
+    mapped_row = mapped.row
+    data = spec.rebuild(mapped_row, {})
+    if isinstance(data, dict) and mapped.secrets:
+        taken = {column.source_key for column in spec.mapper.columns if column.name in mapped.secrets}
+        data = {name: value for name, value in data.items() if name not in taken}
+    meta = mapped_row["metadata"]
+    source_id = meta.get("source_id") if spec.id_field is not None else None
+    if source_id is not None and not isinstance(source_id, str):
+        source_id = canonical_json(source_id)
+    return {
+        "id": row_id,
+        "user_id": owner[1],
+        "store": spec.name,
+        "record_id": None
+        if source_id is None
+        else source_id
+        if isinstance(source_id, str)
+        else canonical_json(source_id),
+        "data": data,
+        "secrets_encrypted": box.encrypt(canonical_json(mapped.secrets)) if mapped.secrets else None,
+        "metadata": meta,
+        "source_digest": mapped.digest,
+        "migration_session_id": owner[0],
+        "created_at": datetime.fromisoformat(mapped_row["created_at"]),
+        "updated_at": datetime.fromisoformat(mapped_row["updated_at"]),
+    }
 
 
 def version_column(spec: StoreSpec) -> str | None:
@@ -114,12 +162,33 @@ def fetch_images(model: Any, user_id: str, ids: Iterable[uuid.UUID]) -> dict[uui
 
 
 def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, Any]) -> Any:
-    """The source record an image's row stands for, its secret fields taken from `secrets`."""
+    """The source record an image's row stands for, its secret fields taken from `secrets` (by column name)."""
+    if "secrets_encrypted" in picture and "store" in picture:  # the generic table: the record is `data`
+        data = picture["data"]
+        if not isinstance(data, dict) or not secrets:
+            return data
+        restored = {c.source_key: secrets[c.name] for c in spec.mapper.columns if c.name in secrets}
+        return {**data, **restored}
     return spec.rebuild(dict(picture), secrets)
 
 
+def secret_names(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
+    """The image's stored secrets, each as its display hint (column name -> ghp_…abcd): nothing in clear."""
+    if "secrets_encrypted" in picture and "store" in picture:
+        return {name: secret_hint(value) for name, value in stored_secrets(spec, picture, box).items()}
+    return {
+        column.name: picture.get(f"{column.name}_hint") or "…"
+        for column in spec.mapper.columns
+        if column.secret and picture.get(f"{column.name}_encrypted") is not None
+    }
+
+
 def stored_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
-    """An image's secrets, decrypted."""
+    """An image's secrets, decrypted (column name -> value)."""
+    if "secrets_encrypted" in picture and "store" in picture:
+        ciphertext = picture["secrets_encrypted"]
+        decrypted: dict[str, str] = {} if ciphertext is None else json.loads(box.decrypt(ciphertext))
+        return decrypted
     secrets = {}
     for column in spec.mapper.columns:
         ciphertext = picture.get(f"{column.name}_encrypted") if column.secret else None

@@ -12,13 +12,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, send_from_directory, url_for
+from flask import Response, current_app, send_from_directory, url_for
 
+from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
-from lsmigrate.server.wheels import Wheel, browser_wheels
-from lsmigrate.shared.catalog import STORES
+from lsmigrate.server.extension import current_lsmigrate, settings
+from lsmigrate.server.wheels import Wheel, browser_wheels, stores_wheel
+from lsmigrate.shared.catalog import module_reference, page_descriptor
 
-bp = Blueprint("runtime", __name__, url_prefix="/lsmigrate")
+bp = ApiBlueprint("runtime", __name__, url_prefix="/lsmigrate")
+_PAGE = "lsmigrate_page"
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "browser" / "static"
 _MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
@@ -31,26 +34,38 @@ def _pyodide_version(pyodide_dir: str) -> str:
     return str(package["version"])
 
 
+def _page() -> tuple[dict[str, Wheel], dict[str, str]]:
+    """The wheels the page installs (lsmigrate's, and the stores module's) and how it finds the stores."""
+    built: tuple[dict[str, Wheel], dict[str, str]] | None = current_app.extensions.get(_PAGE)
+    if built is None:
+        descriptor = page_descriptor(current_lsmigrate().stores_source)
+        wheels = browser_wheels()
+        reference = module_reference(descriptor.get("module"))
+        if reference is not None:
+            wheels.append(stores_wheel(reference[0]))
+        built = {wheel.filename: wheel for wheel in wheels}, descriptor
+        current_app.extensions[_PAGE] = built
+    return built
+
+
 def _wheels() -> dict[str, Wheel]:
-    wheels: dict[str, Wheel] | None = current_app.extensions.get("lsmigrate_wheels")
-    if wheels is None:
-        wheels = {wheel.filename: wheel for wheel in browser_wheels()}
-        current_app.extensions["lsmigrate_wheels"] = wheels
-    return wheels
+    return _page()[0]
 
 
 def loader_config() -> dict[str, Any]:
     """What the loader needs to know before it downloads anything."""
-    version = _pyodide_version(current_app.config["PYODIDE_DIR"])
+    version = _pyodide_version(settings()["PYODIDE_DIR"])
     return {
-        **STORES.key_rules(),
-        "pyodide": url_for("runtime.pyodide_file", version=version, filename=""),
+        **current_lsmigrate().catalog.key_rules(),
+        "stores": _page()[1],
+        "api": url_for("lsmigrate.migration.show_config").removesuffix("/config"),
+        "pyodide": url_for("lsmigrate.runtime.pyodide_file", version=version, filename=""),
         "wheels": [
-            url_for("runtime.wheel_file", content_hash=wheel.content_hash, filename=wheel.filename)
+            url_for("lsmigrate.runtime.wheel_file", content_hash=wheel.content_hash, filename=wheel.filename)
             for wheel in _wheels().values()
         ],
         "module": "lsmigrate.browser.page",
-        "static": url_for("runtime.static_file", filename=""),
+        "static": url_for("lsmigrate.runtime.static_file", filename=""),
     }
 
 
@@ -67,7 +82,7 @@ def loader_script() -> Response:
 @bp.get("/pyodide/<version>/<path:filename>")
 def pyodide_file(version: str, filename: str) -> Response:
     """A file of the pinned Pyodide runtime."""
-    pyodide_dir = current_app.config["PYODIDE_DIR"]
+    pyodide_dir = settings()["PYODIDE_DIR"]
     if version != _pyodide_version(pyodide_dir):
         raise NotFound(f"Pyodide {version} is not served here.")
     mimetype = _MIMETYPES.get(Path(filename).suffix)

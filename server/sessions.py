@@ -29,11 +29,11 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.server.errors import Conflict, Forbidden, NotFound
+from lsmigrate.server.extension import settings
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import LedgerEntry, MigrationBatch, MigrationConflict, MigrationSession
 from lsmigrate.shared.protocol import PROTOCOL_VERSION
@@ -67,7 +67,7 @@ def _make_room(user_id: str, resuming: uuid.UUID | None, now: datetime) -> None:
     if active is None or active.id == resuming:
         return
     idle = (now - active.last_active_at).total_seconds()
-    if idle <= current_app.config["SESSION_IDLE_SECONDS"]:
+    if idle <= settings()["SESSION_IDLE_SECONDS"]:
         raise _session_active(active)
     active.status = "abandoned"
     db.session.execute(

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import LedgerEntry, MigrationSession
-from lsmigrate.server.user_records import records_changed
+from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
 
 # Outcomes that leave the record in a row or the quarantine, with nothing to decide.
@@ -84,7 +84,7 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
         db.session.commit()
         if not session.dry_run:
             # The batches only dropped the cached snapshot; the finished session writes it through once.
-            records_changed(session.user_id)
+            send_records_changed(session.user_id)
     return {
         "session_id": str(session.id),
         "dry_run": session.dry_run,

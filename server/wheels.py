@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -41,15 +43,25 @@ def _record_line(path: str, data: bytes) -> str:
     return f"{path},sha256={digest},{len(data)}"
 
 
+def _package_files(import_path: str, folder: Path) -> list[tuple[str, bytes]]:
+    prefix = import_path.replace(".", "/")
+    return [
+        (f"{prefix}/{source.relative_to(folder).as_posix()}", source.read_bytes())
+        for source in sorted(folder.rglob("*.py"))
+        if "__pycache__" not in source.parts
+    ]
+
+
 def build_wheel(name: str, version: str, packages: dict[str, Path], metadata_text: str) -> Wheel:
     """A py3-none-any wheel holding the .py files of each `{import path: folder}`."""
     files: list[tuple[str, bytes]] = []
     for import_path, folder in sorted(packages.items()):
-        prefix = import_path.replace(".", "/")
-        for source in sorted(folder.rglob("*.py")):
-            if "__pycache__" in source.parts:
-                continue
-            files.append((f"{prefix}/{source.relative_to(folder).as_posix()}", source.read_bytes()))
+        files.extend(_package_files(import_path, folder))
+    return _wheel(name, version, files, metadata_text)
+
+
+def _wheel(name: str, version: str, files: list[tuple[str, bytes]], metadata_text: str) -> Wheel:
+    files = list(files)
     dist_info = f"{name}-{version}.dist-info"
     files.append((f"{dist_info}/METADATA", metadata_text.encode("utf-8")))
     files.append(
@@ -68,6 +80,28 @@ def build_wheel(name: str, version: str, packages: dict[str, Path], metadata_tex
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return Wheel(f"{name}-{version}-py3-none-any.whl", buffer.getvalue())
+
+
+def stores_wheel(module_name: str) -> Wheel:
+    """The integrator's stores module (or package) as a wheel of its own, installed in the page beside lsmigrate's.
+
+    Only that module goes in, so none of the app's other code is served: its parent packages get empty
+    `__init__.py` files (namespace packages none), and the module may import only the standard library,
+    marshmallow, lsmigrate.shared and its own package.
+    """
+    module = importlib.import_module(module_name)
+    origin = Path(module.__file__ or "")
+    parts = module_name.split(".")
+    if origin.name == "__init__.py":
+        files = _package_files(module_name, origin.parent)
+    else:
+        files = [("/".join(parts) + ".py", origin.read_bytes())]
+    for depth in range(1, len(parts)):
+        parent = importlib.import_module(".".join(parts[:depth]))
+        if getattr(parent, "__file__", None):  # a regular package; a namespace package has no __init__
+            files.append(("/".join(parts[:depth]) + "/__init__.py", b""))
+    name = "lsmigrate_stores_" + re.sub(r"\W", "_", module_name)
+    return _wheel(name, "1.0", sorted(files), f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
 
 
 def browser_wheels() -> list[Wheel]:

@@ -1,65 +1,108 @@
-"""The stores lsmigrate migrates out of the box (design §3).
+"""Finding the integrator's stores: what LSMIGRATE_STORES (or `LSMigrate(stores=...)`) names.
 
-Adding a store for another app is adding a `StoreSpec` to `BUILTIN_STORES`
-(and, on the server, a model and a migration for its table); see the
-README's "Adding a store".
+A catalog is given as
+    a `StoreCatalog`, or a sequence of `StoreSpec`s;
+    "package.module:ATTRIBUTE", naming one of those in an importable module
+        (schemas, upgrades and custom fields in Python; the page installs the
+        module in a wheel of its own, so it may import only the standard library,
+        marshmallow, lsmigrate.shared and its own package);
+    the path of a `.json` or `.toml` file in the declarative format of
+        `lsmigrate.shared.declared`.
+Anything else is a `CatalogError` naming what was given and what was expected.
 """
 
 from __future__ import annotations
 
-from lsmigrate.shared.documents import FormDraftSchema, PreferencesSchema
-from lsmigrate.shared.envelopes import BARE, ZUSTAND
-from lsmigrate.shared.environments import EnvironmentSchema
+import importlib
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lsmigrate.shared.declared import CatalogError, catalog_from_file, catalog_from_text
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
-from lsmigrate.shared.tasks import TaskSchema
 
-#: Keys that look like form drafts: "form" or "draft" as a word of the key, in
-#: kebab, snake, camel or upper case (form-draft-1, react-hook-form-task-form,
-#: taskFormDraft, FORM_DRAFT), but not inside another word (platform, formula,
-#: FORMULA_BAR). An upper-case word ends at any letter; the others at a lower-case one,
-#: where camel case starts the next word.
-DRAFT_KEY_PATTERN = (
-    r"(?:(?<![A-Za-z])(?:form|draft|Form|Draft)|(?<=[a-z])(?:Form|Draft))s?(?![a-z])"
-    r"|(?<![A-Za-z])(?:FORM|DRAFT)S?(?![A-Za-z])"
-)
-
-BUILTIN_STORES = (
-    StoreSpec(
-        name="tasks", key="task-store", envelope=ZUSTAND, records_path="tasks", schema=TaskSchema(), table="tasks"
-    ),
-    StoreSpec(
-        name="environments",
-        key="environments",
-        envelope=ZUSTAND,
-        records_path="environments",
-        schema=EnvironmentSchema(),
-        table="environments",
-    ),
-    StoreSpec(
-        name="user_preferences",
-        key="user-preferences",
-        envelope=ZUSTAND,
-        one_record=True,
-        id_field=None,
-        timestamp_field=None,
-        schema=PreferencesSchema(),
-        table="user_preferences",
-    ),
-    StoreSpec(
-        name="form_drafts",
-        key_pattern=DRAFT_KEY_PATTERN,
-        envelope=BARE,
-        one_record=True,
-        id_field=None,
-        timestamp_field=None,
-        schema=FormDraftSchema(),
-        table="form_drafts",
-    ),
-)
-
-STORES = StoreCatalog(BUILTIN_STORES)
+_REFERENCE = re.compile(r"(?P<module>[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*):(?P<attribute>[A-Za-z_]\w*)")
+FILE_SUFFIXES = (".json", ".toml")
+CatalogSource = StoreCatalog | Sequence[StoreSpec] | str | Path
 
 
-def spec_for_key(key: str) -> StoreSpec | None:
-    """The spec of a localStorage key, or None for a key lsmigrate does not migrate."""
-    return STORES.spec_for_key(key)
+def as_catalog(value: Any, what: str) -> StoreCatalog:
+    """`value` as a StoreCatalog: a catalog as is, a sequence of StoreSpecs in one; CatalogError otherwise."""
+    if isinstance(value, StoreCatalog):
+        return value
+    if isinstance(value, list | tuple) and value and all(isinstance(spec, StoreSpec) for spec in value):
+        try:
+            return StoreCatalog(value)
+        except ValueError as error:
+            raise CatalogError(f"{what}: {error}") from error
+    raise CatalogError(
+        f"{what}: expected a StoreCatalog or a non-empty sequence of StoreSpec, found {type(value).__name__}"
+    )
+
+
+def module_reference(source: Any) -> tuple[str, str] | None:
+    """(module, attribute) when `source` is a "package.module:ATTRIBUTE" reference, else None."""
+    if not isinstance(source, str):
+        return None
+    match = _REFERENCE.fullmatch(source.strip())
+    return None if match is None else (match["module"], match["attribute"])
+
+
+def is_file_reference(source: Any) -> bool:
+    """True when `source` names a declarative catalog file (by its suffix)."""
+    return isinstance(source, str | Path) and Path(source).suffix.lower() in FILE_SUFFIXES
+
+
+def load_catalog(source: CatalogSource) -> StoreCatalog:
+    """The catalog `source` names (see the module docstring); CatalogError with what went wrong."""
+    if isinstance(source, StoreCatalog | list | tuple):
+        return as_catalog(source, "stores")
+    if is_file_reference(source):
+        return catalog_from_file(source)
+    reference = module_reference(source)
+    if reference is None:
+        raise CatalogError(
+            f"stores: expected 'package.module:ATTRIBUTE' or the path of a .json or .toml file, found {source!r}"
+        )
+    module_name, attribute = reference
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise CatalogError(f"stores {source!r}: cannot import {module_name}: {error}") from error
+    if not hasattr(module, attribute):
+        raise CatalogError(f"stores {source!r}: {module_name} has no attribute {attribute!r}")
+    return as_catalog(getattr(module, attribute), f"stores {source!r}")
+
+
+def catalog_reference(source: CatalogSource) -> str | Path:
+    """How the page can load `source`: itself when it is a reference or a file, else the
+    "module:ATTRIBUTE" under which a loaded module holds that very catalog; CatalogError when none does."""
+    if isinstance(source, str | Path):
+        return source
+    for name, module in list(sys.modules.items()):
+        for attribute, value in list(vars(module).items()) if module is not None else ():
+            if value is source and not attribute.startswith("_"):
+                return f"{name}:{attribute}"
+    raise CatalogError(
+        "stores: the page must load the same catalog, but this one is no module's attribute: pass it as "
+        "'package.module:ATTRIBUTE' (or a .json/.toml file)"
+    )
+
+
+def page_descriptor(source: CatalogSource) -> dict[str, str]:
+    """What the loader hands the page for `source`: {"module": "pkg.mod:ATTR"} (its wheel installed) or
+    {"file": name, "text": the file's text} (a declarative catalog travels in the loader's configuration)."""
+    reference = catalog_reference(source)
+    if is_file_reference(reference):
+        path = Path(reference)
+        return {"file": path.name, "text": path.read_text(encoding="utf-8")}
+    return {"module": str(reference)}
+
+
+def catalog_from_descriptor(descriptor: dict[str, str]) -> StoreCatalog:
+    """The page's side of `page_descriptor`: the same catalog, rebuilt in the browser."""
+    if "file" in descriptor:
+        return catalog_from_text(descriptor["text"], Path(descriptor["file"]).suffix, descriptor["file"])
+    return load_catalog(descriptor["module"])

@@ -1,4 +1,4 @@
-"""Stores kept whole, one record per key: form drafts and user preferences."""
+"""Stores kept whole: the record as the app wrote it, one JSON document per record."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from typing import ClassVar
 from lsmigrate.shared.mapping import RecordSchema
 
 
-class FormDraftSchema(RecordSchema):
-    """A form draft: the form's values, kept whole; the localStorage key names the form."""
-
-    document_column: ClassVar[str | None] = "data"
-    key_column: ClassVar[str | None] = "key"
-
-
-class PreferencesSchema(RecordSchema):
-    """The user's preferences object, kept whole."""
+class DocumentSchema(RecordSchema):
+    """A record kept whole, unchanged, in the `data` column: the default schema of a store."""
 
     document_column: ClassVar[str | None] = "data"

@@ -12,6 +12,8 @@ its message names the expected and found JSON types, never the value.
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -206,3 +208,67 @@ class Secret(SourceField):
         if type(value) is str:
             return value, True
         raise _refuse("a secret string", value)
+
+
+# A JSON number written as text: what `JSON.stringify` could have written, nothing looser.
+# Longer text is refused before it is read (Python refuses int() of 4,300 digits and more).
+_NUMBER_TEXT_LIMIT = 400
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]*)(?P<fraction>\.[0-9]+)?(?P<exponent>[eE][+-]?[0-9]+)?")
+
+
+def _number_from_text(value: str) -> int | float | None:
+    """The number JSON number text stands for; None for other text or a number no double holds."""
+    match = _NUMBER_TEXT.fullmatch(value) if len(value) <= _NUMBER_TEXT_LIMIT else None
+    if match is None:
+        return None
+    if match["fraction"] is None and match["exponent"] is None:
+        return int(value)
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite_number(value: Any) -> bool:
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+class Integer(SourceField):
+    """An integer; a whole float (3.0) or integer text ("42") is read as one (the original kept)."""
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is int:
+            return value, True
+        number: Any = _number_from_text(value) if type(value) is str else value
+        if _finite_number(number) and number == int(number):
+            return int(number), False
+        raise _refuse("an integer", value)
+
+    def warning_code(self, original: Any) -> str:
+        return "number_from_text" if isinstance(original, str) else "value_converted"
+
+
+class Number(SourceField):
+    """An integer or a float; number text ("4.5") is read as the number (the original kept)."""
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if _finite_number(value):
+            return value, True
+        number = _number_from_text(value) if type(value) is str else None
+        if number is not None:
+            return number, False
+        raise _refuse("a number", value)
+
+    def warning_code(self, original: Any) -> str:
+        return "number_from_text" if isinstance(original, str) else "value_converted"
+
+
+class JsonArray(SourceField):
+    """A JSON array kept as it is."""
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is list:
+            return value, True
+        raise _refuse("an array", value)
+
+
+class AnyJson(SourceField):
+    """Any JSON value kept as it is: never refused."""

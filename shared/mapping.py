@@ -127,7 +127,7 @@ def secret_hint(secret: str) -> str:
 class RecordMapper:
     """A store's record schema compiled into one pass per record, and its inverse."""
 
-    def __init__(self, schema: RecordSchema, store: str, id_field: str | None) -> None:
+    def __init__(self, schema: RecordSchema, store: str, id_field: str | None, *, keep_uuids: bool = True) -> None:
         if any(schema._hooks.values()):
             raise TypeError(f"{type(schema).__name__} has load hooks; put conversions in SourceFields and `derive`")
         reserved = _RESERVED_METADATA.intersection(schema.metadata_fields)
@@ -150,6 +150,8 @@ class RecordMapper:
         self.schema = schema
         self.store = store
         self.id_field = id_field
+        # False where stores share a table (lsmigrate's generic one): every id is then derived, scoped by store.
+        self.keep_uuids = keep_uuids
         self.columns = tuple(columns)
         self.metadata_fields = schema.metadata_fields
         self.known = frozenset([c.source_key for c in columns] + [*schema.metadata_fields, id_field])
@@ -250,7 +252,7 @@ class RecordMapper:
             # One record per key (a form draft, the preferences): the key is its identity.
             return derived_id(user_id, self.store, key)
         source_id = record.get(id_field, _ABSENT)
-        if type(source_id) is str and _UUID.fullmatch(source_id):
+        if type(source_id) is str and _UUID.fullmatch(source_id) and self.keep_uuids:
             return source_id
         if source_id is _ABSENT:
             absent.append(id_field)
@@ -262,11 +264,23 @@ class RecordMapper:
         if source_id is None or source_id == "":
             warnings.append({"code": "id_missing", "field": id_field})
             return content_id(user_id, self.store, record_digest)
+        if not self.keep_uuids:
+            return derived_id(user_id, self.store, source_id)  # the source id is kept beside the row's
         if isinstance(source_id, str) and _UUID_ANY_CASE.fullmatch(source_id):
             warnings.append({"code": "id_lowercased", "field": id_field})
             return source_id.lower()
         warnings.append({"code": "id_derived", "field": id_field})
         return derived_id(user_id, self.store, source_id)
+
+    def describe(self) -> list[list[str]]:
+        """The compiled fields as JSON ([source key, column, field type] each): part of the catalog's version."""
+        described = [[c.source_key, c.name, type(c.field).__name__] for c in self.columns]
+        schema = self.schema
+        described += [[name, "metadata", "kept"] for name in self.metadata_fields]
+        for role, column in (("document", schema.document_column), ("key", schema.key_column)):
+            if column is not None:
+                described.append(["", column, role])
+        return described
 
     def rebuild(self, row: dict[str, Any], secrets: dict[str, str]) -> Any:
         """The source record a mapped row came from (equal in canonical form)."""

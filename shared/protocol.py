@@ -66,6 +66,8 @@ class SessionRequest(Schema):
 
     client_session_id = fields.String(required=True, validate=[validate.Length(1, 64), _storable])
     dry_run = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    #: The page's `StoreCatalog.version` under the server's policies: a server with other stores refuses it.
+    stores_version = fields.String(load_default=None, validate=_HEX_DIGEST)
 
 
 class BatchRequest(Schema):

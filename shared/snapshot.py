@@ -9,12 +9,13 @@ same call with JSON text in and canonical JSON text out, so that JavaScript
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from lsmigrate.shared.canonical import canonical_json, manifest_digest, parse_json
-from lsmigrate.shared.catalog import STORES
+from lsmigrate.shared.catalog import catalog_from_descriptor
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import StoreCatalog
@@ -30,7 +31,7 @@ def map_snapshot(
     *,
     user_id: str,
     migrated_at: datetime,
-    catalog: StoreCatalog = STORES,
+    catalog: StoreCatalog,
 ) -> dict[str, Any]:
     """Every key of a snapshot: its store, version, warnings, mapped records and manifest, or its error.
 
@@ -59,8 +60,10 @@ def map_snapshot(
     return {"keys": keys, "unknown": unknown}
 
 
-def map_snapshot_json(items_json: str, user_id: str, migrated_at_iso: str) -> str:
+def map_snapshot_json(items_json: str, user_id: str, migrated_at_iso: str, stores_json: str) -> str:
     """`map_snapshot` of a JSON object {key: raw text}, as canonical JSON text.
+
+    `stores_json` is the loader's description of the catalog (`catalog.page_descriptor`) as JSON text.
 
     `migrated_at_iso` is ISO 8601; without an offset it is taken as UTC, so the
     answer never depends on the local time zone of the process.
@@ -71,4 +74,5 @@ def map_snapshot_json(items_json: str, user_id: str, migrated_at_iso: str) -> st
     migrated_at = datetime.fromisoformat(migrated_at_iso)
     if migrated_at.tzinfo is None:
         migrated_at = migrated_at.replace(tzinfo=UTC)
-    return canonical_json(map_snapshot(items, user_id=user_id, migrated_at=migrated_at))
+    catalog = catalog_from_descriptor(json.loads(stores_json))
+    return canonical_json(map_snapshot(items, user_id=user_id, migrated_at=migrated_at, catalog=catalog))

@@ -17,11 +17,14 @@ from datetime import datetime
 from typing import Any
 
 from lsmigrate.shared.canonical import digest
+from lsmigrate.shared.documents import DocumentSchema
 from lsmigrate.shared.envelopes import ZUSTAND, Envelope, SourceError, describe
 from lsmigrate.shared.mapping import MappedRecord, RecordMapper, RecordSchema
 from lsmigrate.shared.timestamps import column_timestamp
 
 CONFLICT_POLICIES = ("newest_wins", "keep_server", "keep_local", "ask")
+#: What the page does with a key once the server has verified every record of it.
+CLEANUPS = ("delete", "keep")
 #: localStorage keys lsmigrate writes itself; never migrated.
 OWN_KEY_PREFIX = "lsmigrate:"
 
@@ -44,8 +47,11 @@ class StoreSpec:
     """One store of the app: how to read it and what its records become.
 
     name             the store's name; part of every derived id, so never rename it
-    schema           the record schema (a RecordSchema of SourceFields)
-    table            the target table
+    schema           the record schema (a RecordSchema of SourceFields); by default
+                     `DocumentSchema`: each record kept whole
+    table            the target table: one of the host's tables (its model has lsmigrate's
+                     bookkeeping columns), or None for lsmigrate's generic `migrated_records`,
+                     where every id is scoped by the store (a UUID too) so stores never collide
     key              the localStorage key, or
     key_pattern      a regular expression (valid in Python and JavaScript) searched in keys
     envelope         ZUSTAND, REDUX_PERSIST or BARE
@@ -57,11 +63,14 @@ class StoreSpec:
     version          the state version the app writes now
     upgrades         {version: function(state) -> state}, run in ascending order for
                      every version above the stored one, up to `version`
+    references       {source field: store name}: the field holds the id of a record of that
+                     store, rewritten to the row id that record gets (the original kept)
+    cleanup          delete (the key is removed once verified) or keep (left in localStorage)
     """
 
     name: str
-    schema: RecordSchema
-    table: str
+    schema: RecordSchema = field(default_factory=DocumentSchema)
+    table: str | None = None
     key: str | None = None
     key_pattern: str | None = None
     envelope: Envelope = ZUSTAND
@@ -72,18 +81,22 @@ class StoreSpec:
     conflict_policy: str = "newest_wins"
     version: int = 0
     upgrades: Mapping[int, Upgrade] = field(default_factory=dict)
+    references: Mapping[str, str] = field(default_factory=dict)
+    cleanup: str = "delete"
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_pattern is None):
             raise ValueError(f"store {self.name!r}: give exactly one of key and key_pattern")
         if self.conflict_policy not in CONFLICT_POLICIES:
             raise ValueError(f"store {self.name!r}: conflict_policy must be one of {', '.join(CONFLICT_POLICIES)}")
+        if self.cleanup not in CLEANUPS:
+            raise ValueError(f"store {self.name!r}: cleanup must be one of {', '.join(CLEANUPS)}")
         too_new = [version for version in self.upgrades if version > self.version]
         if too_new:
             raise ValueError(f"store {self.name!r}: upgrades {too_new} are above version {self.version}")
         pattern = None if self.key_pattern is None else re.compile(self.key_pattern)
         object.__setattr__(self, "_pattern", pattern)
-        mapper = RecordMapper(self.schema, self.name, self.id_field)
+        mapper = RecordMapper(self.schema, self.name, self.id_field, keep_uuids=self.table is not None)
         object.__setattr__(self, "_mapper", mapper)
         # Asked for every field of every quarantined record: computed once here.
         secrets = frozenset(column.source_key for column in mapper.columns if column.secret)
@@ -189,6 +202,9 @@ class StoreSpec:
             "conflict_policy": self.conflict_policy,
             "version": self.version,
             "secret_fields": sorted(self.secret_fields),
+            "fields": self.mapper.describe(),
+            "references": dict(sorted(self.references.items())),
+            "cleanup": self.cleanup,
         }
 
 

@@ -33,6 +33,7 @@ def pg_app(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[Flas
             "SQLALCHEMY_DATABASE_URI": postgres.url,
             "REDIS_URL": redis_server.url,
             "SECRET_KEY": "test-secret-key",
+            "DEMO": True,
         }
     )
     with app.app_context():

@@ -225,7 +225,12 @@ def make_app(app: Flask, postgres: PostgresServer) -> Iterator[Callable[..., Fla
     made: list[Flask] = []
 
     def build(redis_url: str | None, **config: Any) -> Flask:
-        settings = {"TESTING": True, "SQLALCHEMY_DATABASE_URI": postgres.url, "SECRET_KEY": app.config["SECRET_KEY"]}
+        settings = {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": postgres.url,
+            "SECRET_KEY": app.config["SECRET_KEY"],
+            "DEMO": True,
+        }
         made.append(create_app({**settings, "REDIS_URL": redis_url, **config}))
         return made[-1]
 

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
+from lsmigrate.demo.models import DemoBase
 from lsmigrate.server import create_app
 from lsmigrate.server.auth import issue_token
 from lsmigrate.server.extensions import db
@@ -160,6 +161,7 @@ def unreachable_app() -> Iterator[tuple[FlaskClient, dict[str, str]]]:
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/lsmigrate",
             "SECRET_KEY": "test-secret-key",
+            "DEMO": True,
         }
     )
     with app.app_context():
@@ -175,10 +177,16 @@ def unreachable_app() -> Iterator[tuple[FlaskClient, dict[str, str]]]:
 def sqlite_app(filename: str) -> Iterator[Flask]:
     """An app on a new SQLite database in `filename`, its tables made by `db.create_all()`."""
     app = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{filename}", "SECRET_KEY": "test-secret-key"}
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{filename}",
+            "SECRET_KEY": "test-secret-key",
+            "DEMO": True,
+        }
     )
     with app.app_context():
         db.create_all()
+        DemoBase.metadata.create_all(db.engine)
     try:
         yield app
     finally:

@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from lsmigrate.demo.stores import STORES
 from lsmigrate.shared.canonical import digest
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.protocol import PROTOCOL_VERSION
 from tests.migration_helpers import API, batch_body, open_session, put
 

@@ -12,11 +12,11 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
-from lsmigrate.server import create_app, ingest
+from lsmigrate.demo.stores import STORES
+from lsmigrate.server import create_app
 from lsmigrate.server.auth import issue_token
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
-from lsmigrate.server.models import RECORD_MODELS, record_model
-from lsmigrate.shared.catalog import STORES, spec_for_key
 from tests.fixtures_services import RedisServer
 from tests.migration_helpers import (
     ALL_TABLES,
@@ -298,9 +298,10 @@ def test_an_edited_draft_keeps_the_row_and_its_key_goes_with_the_draft_in_the_qu
 
 
 @pytest.mark.parametrize("spec", list(STORES), ids=lambda spec: spec.name)
-def test_every_built_in_store_has_a_model_with_its_columns(spec) -> None:
-    model = record_model(spec.table)
-    assert RECORD_MODELS[spec.table] is model
+def test_every_demo_store_has_a_model_with_its_columns(app, spec) -> None:
+    with app.app_context():
+        model = current_lsmigrate().model_for(spec)
+    assert model.__tablename__ == spec.table
     columns = set(model.__table__.columns.keys())
     for column in spec.mapper.columns:
         expected = {f"{column.name}_hint", f"{column.name}_encrypted"} if column.secret else {column.name}
@@ -309,16 +310,11 @@ def test_every_built_in_store_has_a_model_with_its_columns(spec) -> None:
         assert name is None or name in columns
 
 
-def test_a_store_without_a_model_is_a_configuration_error(client, auth, postgres, monkeypatch) -> None:
-    drafts = spec_for_key(DRAFT_KEY)
-    assert drafts is not None
+def test_a_store_without_a_model_is_a_start_up_error(postgres) -> None:
+    drafts = STORES.named("form_drafts")
     nowhere = dataclasses.replace(drafts, table="nowhere")
-    monkeypatch.setattr(ingest, "spec_for_key", lambda key: nowhere)
-    headers = auth("alice")
-    sid = open_session(client, headers)
-    with pytest.raises(LookupError, match="No model for table 'nowhere'"):
-        put(client, headers, sid, 0, batch_body(DRAFT_KEY, [DRAFT]))
-    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
+    with pytest.raises(LookupError, match="store 'form_drafts' writes into table 'nowhere', but no model maps"):
+        create_app({"SQLALCHEMY_DATABASE_URI": postgres.url, "SECRET_KEY": "k", "DEMO": True, "STORES": [nowhere]})
 
 
 def redis_text(url: str) -> str:
@@ -469,6 +465,7 @@ def test_the_sqlite_default_runs_the_whole_protocol(tmp_path) -> None:
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'demo.sqlite'}",
             "SECRET_KEY": "k",
+            "DEMO": True,
             "CONFLICT_POLICIES": {"environments": "ask"},
         }
     )

@@ -13,9 +13,10 @@ from flask import Flask
 from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, Table, delete, event, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from lsmigrate.demo.models import Environment, Task
 from lsmigrate.server.bulk import insert_rows
 from lsmigrate.server.extensions import db
-from lsmigrate.server.models import Environment, LedgerEntry, MigrationSession, Task
+from lsmigrate.server.models import LedgerEntry, MigrationSession
 from tests.fixtures_services import PostgresServer
 from tests.migration_helpers import before_statement, db_rows, recorded_statements, sqlite_app, terminate_backend
 

@@ -11,14 +11,15 @@ from typing import Any, ClassVar
 import pytest
 from marshmallow import fields, post_load, pre_load, validates, validates_schema
 
+from lsmigrate.demo.stores import DEMO_STORES as BUILTIN_STORES
+from lsmigrate.demo.stores import DRAFT_KEY_PATTERN, STORES
+from lsmigrate.demo.stores.documents import FormDraftSchema
+from lsmigrate.demo.stores.tasks import TaskSchema
 from lsmigrate.shared.canonical import digest
-from lsmigrate.shared.catalog import BUILTIN_STORES, DRAFT_KEY_PATTERN, STORES, spec_for_key
-from lsmigrate.shared.documents import FormDraftSchema
 from lsmigrate.shared.envelopes import BARE
 from lsmigrate.shared.fields import Text
 from lsmigrate.shared.mapping import RecordSchema
 from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
-from lsmigrate.shared.tasks import TaskSchema
 
 DRAFT_KEYS = [
     "form-draft-1",
@@ -57,12 +58,12 @@ OTHER_KEYS = [
 @pytest.mark.parametrize("key", DRAFT_KEYS)
 def test_keys_that_look_like_form_drafts_are_drafts(key: str) -> None:
     assert re.search(DRAFT_KEY_PATTERN, key)
-    assert spec_for_key(key) is STORES.named("form_drafts")
+    assert STORES.spec_for_key(key) is STORES.named("form_drafts")
 
 
 @pytest.mark.parametrize("key", OTHER_KEYS)
 def test_keys_with_form_inside_another_word_are_not_drafts(key: str) -> None:
-    assert spec_for_key(key) is None
+    assert STORES.spec_for_key(key) is None
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -93,7 +94,7 @@ def test_the_draft_pattern_means_the_same_in_javascript() -> None:
     ],
 )
 def test_the_builtin_stores_claim_their_keys(key: str, store: str | None) -> None:
-    found = spec_for_key(key)
+    found = STORES.spec_for_key(key)
     assert (found.name if found else None) == store
 
 

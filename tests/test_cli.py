@@ -94,7 +94,12 @@ def test_the_migrations_match_the_models_on_postgresql(runner) -> None:
 
 def test_the_migrations_match_the_models_on_sqlite_and_go_down_and_up(tmp_path: Path) -> None:
     app = create_app(
-        {"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}", "SECRET_KEY": "k"}
+        {
+            "TESTING": True,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "SECRET_KEY": "k",
+            "DEMO": True,
+        }
     )
     runner = app.test_cli_runner()
     try:

@@ -312,7 +312,7 @@ def test_an_unknown_conflict_is_404_and_a_bad_choice_422(client, auth, use_polic
 
 def test_a_policy_that_does_not_exist_fails_when_the_app_is_built(postgres) -> None:
     with pytest.raises(LookupError, match="CONFLICT_POLICIES\\['tasks'\\] is 'coin_toss'"):
-        create_app({"SQLALCHEMY_DATABASE_URI": postgres.url, "CONFLICT_POLICIES": {"tasks": "coin_toss"}})
+        create_app({"SQLALCHEMY_DATABASE_URI": postgres.url, "DEMO": True, "CONFLICT_POLICIES": {"tasks": "coin_toss"}})
 
 
 def test_open_conflicts_close_when_their_session_is_rolled_back_or_abandoned(client, auth, postgres, use_policy):

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from lsmigrate.demo.stores.tasks import TaskSchema
 from lsmigrate.shared.envelopes import BARE, MAX_DEPTH, REDUX_PERSIST, ZUSTAND, SourceError
 from lsmigrate.shared.stores import StoreSpec
-from lsmigrate.shared.tasks import TaskSchema
 
 TOKEN = "ghp_0123456789abcdefghijklmnopqrstuvwxyz"
 TASKS = [{"id": "task-1", "title": "Fix"}, {"id": "task-2", "title": "Ship"}]

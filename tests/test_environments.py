@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from lsmigrate.demo.stores import STORES
 from lsmigrate.shared.canonical import canonical_json
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.mapping import MappedRecord
 

@@ -32,7 +32,7 @@ def test_every_api_route_is_in_the_document(app: Flask, client) -> None:
     routed = {
         (openapi_path(rule.rule), method.lower())
         for rule in app.url_map.iter_rules()
-        if rule.rule.startswith("/api/") and rule.endpoint != "docs.show_openapi"
+        if rule.rule.startswith("/api/") and rule.endpoint != "lsmigrate.docs.show_openapi"
         for method in rule.methods or ()
         if method.lower() in _METHODS
     }

@@ -17,11 +17,11 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from lsmigrate.demo.stores import STORES
+from lsmigrate.demo.stores.tasks import STATUS_SPELLINGS, STATUS_VARIANTS, TaskSchema
 from lsmigrate.shared.canonical import canonical_json
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.envelopes import BARE, REDUX_PERSIST, ZUSTAND, SourceError
 from lsmigrate.shared.stores import StoreSpec
-from lsmigrate.shared.tasks import STATUS_SPELLINGS, STATUS_VARIANTS, TaskSchema
 
 PROPERTY = settings(
     max_examples=60,

@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from lsmigrate.browser.progress import PHASES
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
 from lsmigrate.browser.runner import Host, Options, run_migration
+from lsmigrate.demo.stores import STORES
 from tests.migration_helpers import db_rows
 
 
@@ -110,6 +111,7 @@ def run(
 ) -> dict[str, Any]:
     events: list[tuple[str, dict[str, Any]]] = []
     host = Host(storage, send, lambda n, d: events.append((n, d)), backups or MemoryBackups(), pacing or FakePacing())
+    options.setdefault("catalog", STORES)
     report = asyncio.run(run_migration(host, Options(batch_size=batch_size, **options)))
     report["events"] = events
     return report
@@ -257,7 +259,7 @@ def test_a_backup_that_fails_ends_the_run_before_anything_is_sent(client, auth, 
     assert report["state"] == "failed"
     assert report["error"]["code"] == "backup_failed"
     assert "QuotaExceededError: the quota has been exceeded" in report["error"]["message"]
-    assert calls == []
+    assert calls == [("GET", "/config")]  # the stores checked; nothing of the user's sent
     assert storage.items == {"task-store": raw}
     assert backups.checkpoint is None
     assert db_rows(postgres, "SELECT count(*) FROM migration_sessions") == [(0,)]
@@ -275,7 +277,8 @@ def test_the_backup_holds_the_raw_values_and_is_saved_before_the_first_upload(cl
     assert report["state"] == "done"
     assert backups.saved == {"b0": {"task-store": raw_tasks, "environments": raw_environments}}  # byte for byte
     assert report["backup_id"] == "b0"
-    assert order[:3] == ["backup", "checkpoint", "POST"]  # backed up and checkpointed before any request
+    # The stores checked (a read), then backed up and checkpointed before anything is sent.
+    assert order[:4] == ["GET", "backup", "checkpoint", "POST"]
 
 
 def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, auth, postgres) -> None:
@@ -438,7 +441,7 @@ def test_a_run_that_died_after_complete_resumes_to_the_cleanup_without_uploading
     calls: list[str] = []
     report = run(storage, client_sender(client, auth("alice"), lambda m, p: calls.append(m)), backups=backups)
     assert report["state"] == "done"
-    assert calls == ["POST", "POST"]  # the session (verified), then complete again: no batch
+    assert calls == ["GET", "POST", "POST"]  # the stores, the session (verified), then complete again: no batch
     assert report["keys"]["task-store"]["inserted"] == 5
     assert storage.items == {}
     assert backups.checkpoint is None
@@ -604,6 +607,7 @@ def test_a_session_the_server_closed_under_the_runner_is_reopened(client, auth, 
     assert report["state"] == "done"
     sid = report["session_id"]
     assert [(m, p.replace(sid, "S")) for m, p in calls] == [
+        ("GET", "/config"),
         ("POST", "/sessions"),
         ("PUT", "/sessions/S/batches/0"),
         ("PUT", "/sessions/S/batches/1"),  # 409 session_closed

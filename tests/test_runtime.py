@@ -8,7 +8,7 @@ import zipfile
 
 from flask.testing import FlaskClient
 
-from lsmigrate.shared.catalog import DRAFT_KEY_PATTERN
+from lsmigrate.demo.stores import DRAFT_KEY_PATTERN
 
 
 def loader_config(client: FlaskClient) -> dict:
@@ -22,7 +22,10 @@ def test_the_loader_names_the_store_keys_and_the_runtime(client) -> None:
     assert config["keys"] == ["environments", "task-store", "user-preferences"]
     assert config["patterns"] == [DRAFT_KEY_PATTERN]
     assert config["pyodide"].startswith("/lsmigrate/pyodide/")
-    assert [url.rsplit("/", 1)[1].split("-")[0] for url in config["wheels"]] == ["marshmallow", "lsmigrate"]
+    wheels = [url.rsplit("/", 1)[1].split("-")[0] for url in config["wheels"]]
+    assert wheels == ["marshmallow", "lsmigrate", "lsmigrate_stores_lsmigrate_demo_stores"]
+    assert config["stores"] == {"module": "lsmigrate.demo.stores:STORES"}
+    assert config["api"] == "/api/migration"
 
 
 def test_wasm_is_served_as_application_wasm(client) -> None:

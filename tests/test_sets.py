@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import Table, insert, select
 
+from lsmigrate.demo.models import Task
 from lsmigrate.server.extensions import db
-from lsmigrate.server.models import Task
 from lsmigrate.server.sets import among
 from tests.migration_helpers import recorded_statements, sqlite_app
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lsmigrate.shared.catalog import STORES, spec_for_key
+from lsmigrate.demo.stores import STORES
 from lsmigrate.shared.envelopes import SourceError
 
 
@@ -32,5 +32,5 @@ def test_a_value_of_the_wrong_shape_is_reported_precisely(raw: str, expected: st
 
 
 def test_unknown_keys_have_no_spec() -> None:
-    assert spec_for_key("theme") is None
-    assert spec_for_key("environments") is STORES.named("environments")
+    assert STORES.spec_for_key("theme") is None
+    assert STORES.spec_for_key("environments") is STORES.named("environments")

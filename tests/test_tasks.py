@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError, validate
 
+from lsmigrate.demo.stores import STORES
 from lsmigrate.shared import mapping
 from lsmigrate.shared.canonical import canonical_json
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.fields import Secret, SourceField, Text, json_type
 from lsmigrate.shared.ids import derived_id
 from lsmigrate.shared.mapping import MappedRecord, RecordSchema

@@ -32,7 +32,7 @@
   const script = document.currentScript;
   const data = (script && script.dataset) || {};
   const defaults = {
-    api: data.api || "/api/migration",
+    api: data.api || CONFIG.api,
     token: data.token || "",
     mode: data.mode || "auto",
     batchSize: Number(data.batchSize || 500),
@@ -153,7 +153,7 @@
     try {
       const [page, host] = await Promise.all([boot(), makeHost()]);
       const forward = (name, detail) => emit(name, JSON.parse(detail));
-      report = JSON.parse(await page.run(JSON.stringify(options), forward, host));
+      report = JSON.parse(await page.run(JSON.stringify({ ...options, stores: CONFIG.stores }), forward, host));
     } catch (error) {
       console.error("lsmigrate:", error);
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
@@ -224,7 +224,10 @@
   async function api(method, path, body = undefined) {
     const response = await fetch(defaults.api + path, {
       method,
-      headers: { Authorization: `Bearer ${defaults.token}`, "Content-Type": "application/json" },
+      headers: {
+        ...(defaults.token ? { Authorization: `Bearer ${defaults.token}` } : {}),
+        "Content-Type": "application/json",
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const answer = await response.json().catch(() => null);

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import error_response
 from lsmigrate.server.extensions import db
 
-bp = Blueprint("health", __name__)
+bp = ApiBlueprint("health", __name__)
 
 
 @bp.get("/healthz")

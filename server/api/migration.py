@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, current_app, g, request
+from flask import Flask, g, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.auth import authenticate
+from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.conflicts import find_conflict, list_conflicts, resolve_conflict
+from lsmigrate.server.errors import Conflict
+from lsmigrate.server.extension import current_lsmigrate, settings
 from lsmigrate.server.ingest import put_batch
 from lsmigrate.server.outcomes import conflict_policy
 from lsmigrate.server.payloads import load_body
@@ -15,10 +18,9 @@ from lsmigrate.server.quarantine import list_quarantine
 from lsmigrate.server.rollback import rollback_session
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.verification import complete_session
-from lsmigrate.shared.catalog import STORES
 from lsmigrate.shared.protocol import MAX_SEQ, PROTOCOL_VERSION, CompleteRequest, ResolveRequest, SessionRequest
 
-bp = Blueprint("migration", __name__, url_prefix="/api/migration")
+bp = ApiBlueprint("migration", __name__, url_prefix="/api/migration")
 bp.before_request(authenticate)
 
 _SESSION_REQUEST = SessionRequest()
@@ -31,29 +33,45 @@ def _check_policies(state: BlueprintSetupState) -> None:
     # A CONFLICT_POLICIES entry naming no policy fails when the app is built, not on a user's batch.
     app: Flask = state.app  # type: ignore[assignment]
     with app.app_context():
-        for spec in STORES:
+        for spec in current_lsmigrate().catalog:
             conflict_policy(spec)
 
 
 @bp.get("/config")
 def show_config() -> ResponseReturnValue:
     """The limits, the protocol version, and the stores with the conflict policies this server applies."""
-    policies = {spec.name: conflict_policy(spec) for spec in STORES}
+    catalog = current_lsmigrate().catalog
+    policies = {spec.name: conflict_policy(spec) for spec in catalog}
     return {
         "protocol_version": PROTOCOL_VERSION,
         "limits": {
-            "max_batch_records": current_app.config["MAX_BATCH_RECORDS"],
-            "max_body_bytes": current_app.config["MAX_CONTENT_LENGTH"],
+            "max_batch_records": settings()["MAX_BATCH_RECORDS"],
+            "max_body_bytes": settings()["MAX_CONTENT_LENGTH"],
         },
-        "stores_version": STORES.version(policies),
-        "stores": STORES.describe(policies),
+        "stores_version": catalog.version(policies),
+        "stores": catalog.describe(policies),
     }
+
+
+def _refuse_other_stores(page_version: str | None) -> None:
+    """A page built for other stores than this server's maps differently: refused before anything is written."""
+    if page_version is None:
+        return
+    catalog = current_lsmigrate().catalog
+    version = catalog.version({spec.name: conflict_policy(spec) for spec in catalog})
+    if page_version != version:
+        raise Conflict(
+            "The page was built for other stores than this server's: reload the page to get the current ones.",
+            code="stores_version_mismatch",
+            details={"server": version, "page": page_version},
+        )
 
 
 @bp.post("/sessions")
 def create_session() -> ResponseReturnValue:
     """Open a session, or return the one already open for this client session id."""
     payload = load_body(_SESSION_REQUEST, request.get_data())
+    _refuse_other_stores(payload["stores_version"])
     session, created = open_session(g.user_id, payload["client_session_id"], payload["dry_run"])
     return describe_session(session), 201 if created else 200
 

@@ -42,9 +42,11 @@ target_db = current_app.extensions['migrate'].db
 
 
 def get_metadata():
-    if hasattr(target_db, 'metadatas'):
-        return target_db.metadatas[None]
-    return target_db.metadata
+    # lsmigrate's own tables, and the demo's, which this history has always created.
+    from lsmigrate.demo.models import DemoBase
+    from lsmigrate.server.extensions import Base
+
+    return [Base.metadata, DemoBase.metadata]
 
 
 def run_migrations_offline():

@@ -1,16 +1,16 @@
-"""Demo mode (LSMIGRATE_DEMO=1): a small task app that migrates on page load."""
+"""Demo mode (LSMIGRATE_DEMO=1): a small task app that migrates on page load; `enable_demo` turns it on."""
 
 from __future__ import annotations
 
 import re
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.auth import issue_token
 from lsmigrate.server.errors import BadRequest
 
-bp = Blueprint("demo", __name__)
+bp = Blueprint("demo", __name__, template_folder="templates")
 
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 #: No inline script or style anywhere; Pyodide needs to compile WebAssembly and nothing more.
@@ -23,7 +23,7 @@ CONTENT_SECURITY_POLICY = (
 @bp.get("/")
 def index() -> ResponseReturnValue:
     """Send a visitor to alice's demo page."""
-    return redirect(url_for("demo.show_demo", user="alice"))
+    return redirect(url_for("lsmigrate_demo.demo.show_demo", user="alice"))
 
 
 @bp.get("/demo")
@@ -44,3 +44,17 @@ def show_demo() -> ResponseReturnValue:
     )
     page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return page
+
+
+def enable_demo(app: Flask) -> None:
+    """The demo preset on the standalone service: its page, its read API (rate-limited and in lsmigrate's
+    envelope like lsmigrate's own routes) and its cache of each user's records."""
+    from lsmigrate.demo import records
+    from lsmigrate.server.blueprint import ApiBlueprint, guard
+
+    parent = ApiBlueprint("lsmigrate_demo", __name__)
+    guard(parent)
+    parent.register_blueprint(bp)
+    parent.register_blueprint(records.bp)
+    app.register_blueprint(parent)
+    records.subscribe(app)

@@ -1,10 +1,12 @@
-"""A user's migrated records as the read endpoints serve them, cached per user in Redis.
+"""GET /api/tasks and /api/environments: a user's migrated records, cached per user in Redis.
+
+The demo's read API. It subscribes to lsmigrate's `records_changed` signal.
 
 The cache entry of a user is one hash, `lsmigrate:user:<user id>`, holding a
 version and the JSON list of each kind (tasks, environments); see
 lsmigrate.server.cache for the version rule.
 
-- Write-through (`records_changed`, called after every commit that changed
+- Write-through (`records_changed`, on the signal sent after every commit that changed
   the user's rows): bump the version, which drops the cached lists; read both
   kinds from the database; store them under that version. A batch in the
   middle of a session only bumps (`write_through=False`): re-reading all of
@@ -35,11 +37,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import current_app
+from flask import Blueprint, Flask, Response, g
 from sqlalchemy import JSON, Table, Text, cast, select
 
+from lsmigrate.demo.models import Environment, Task
+from lsmigrate.server.auth import authenticate
+from lsmigrate.server.extension import settings
 from lsmigrate.server.extensions import cache, db
-from lsmigrate.server.models import Environment, Task
+from lsmigrate.server.signals import records_changed as records_changed_signal
 
 _KINDS: dict[str, Table] = {"tasks": Task.__table__, "environments": Environment.__table__}
 # Never served: bookkeeping, and every `<secret>_encrypted` column (served as `has_<secret>` only).
@@ -60,7 +65,7 @@ def records_changed(user_id: str, *, write_through: bool = True) -> None:
         return  # no Redis, or it is down: the bump is replayed when it is back, and the TTL bounds the rest
     # A kind with more rows than the limit is left uncached: reading and
     # encoding it after every batch would cost more than the reads it saves.
-    limit = current_app.config["CACHE_MAX_RECORDS"]
+    limit = settings()["CACHE_MAX_RECORDS"]
     snapshot = {kind: _from_database(user_id, kind, limit + 1) for kind in _KINDS}
     cached = {kind: _as_json(records) for kind, records in snapshot.items() if len(records) <= limit}
     if cached:
@@ -75,7 +80,7 @@ def user_records(user_id: str, kind: str) -> bytes:
         return entry.value
     records = _from_database(user_id, kind)
     text = _as_json(records)
-    if entry is not None and len(records) <= current_app.config["CACHE_MAX_RECORDS"]:
+    if entry is not None and len(records) <= settings()["CACHE_MAX_RECORDS"]:
         cache.write(key, entry.version, {kind: text})
     return text
 
@@ -108,3 +113,34 @@ def _from_database(user_id: str, kind: str, limit: int | None = None) -> list[di
 def _as_json(records: list[dict[str, Any]]) -> bytes:
     """Records as a JSON array: dates in ISO 8601 (datetime.isoformat's text), ids as text, keys sorted."""
     return orjson.dumps(records, option=orjson.OPT_SORT_KEYS)
+
+
+bp = Blueprint("records", __name__, url_prefix="/api")
+bp.before_request(authenticate)
+
+
+def _listing(kind: str) -> Response:
+    # The records are JSON text already (see above): wrapped, not decoded and encoded again.
+    body = b'{"' + kind.encode("ascii") + b'":' + user_records(g.user_id, kind) + b"}\n"
+    return Response(body, mimetype="application/json")
+
+
+@bp.get("/tasks")
+def list_tasks() -> Response:
+    """The user's tasks."""
+    return _listing("tasks")
+
+
+@bp.get("/environments")
+def list_environments() -> Response:
+    """The user's environments; the GitHub token is never returned, only its hint."""
+    return _listing("environments")
+
+
+def _on_records_changed(app: Flask, *, user_id: str, write_through: bool) -> None:
+    records_changed(user_id, write_through=write_through)
+
+
+def subscribe(app: Flask) -> None:
+    """Keep `app`'s per-user snapshot up to date with its migrations."""
+    records_changed_signal.connect(_on_records_changed, sender=app, weak=False)

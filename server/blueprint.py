@@ -1,0 +1,76 @@
+"""The one blueprint lsmigrate adds to an app, `lsmigrate`, and the rules that hold on its routes only.
+
+    lsmigrate              error envelope, request-size limit, JSON answers
+     ├── lsmigrate.health     GET /healthz
+     ├── lsmigrate.docs       GET /api/openapi.json
+     ├── lsmigrate.migration  /api/migration/... (the protocol)
+     └── lsmigrate.runtime    /lsmigrate/... (loader, Pyodide, wheels, static files)
+
+A view of these blueprints may return a dict (or `(dict, status)`): `ApiBlueprint` writes it with
+lsmigrate's own encoder, so a host app's JSON provider is neither used nor changed. Rate limits are
+applied to these routes by `limits` (never to the host's).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, request
+
+from lsmigrate.server.errors import register_error_handlers
+from lsmigrate.server.jsontext import json_response
+
+NAME = "lsmigrate"
+
+
+def _answer(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def answered(*args: Any, **kwargs: Any) -> Any:
+        value = view(*args, **kwargs)
+        if isinstance(value, dict | list):
+            return json_response(value)
+        if isinstance(value, tuple) and value and isinstance(value[0], dict | list):
+            return json_response(value[0], *value[1:])
+        return value
+
+    return answered
+
+
+class ApiBlueprint(Blueprint):
+    """A blueprint whose views' dicts become JSON answers written by lsmigrate."""
+
+    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+        """Flask's `add_url_rule`, the view wrapped so its dict is written by lsmigrate's encoder."""
+        super().add_url_rule(rule, endpoint, None if view_func is None else _answer(view_func), **options)
+
+
+def _limit_body() -> None:
+    """The body limit of lsmigrate's routes (MAX_CONTENT_LENGTH), whatever the host's own is."""
+    from lsmigrate.server.extension import settings
+
+    request.max_content_length = settings()["MAX_CONTENT_LENGTH"]
+
+
+def guard(parent: Blueprint) -> None:
+    """lsmigrate's rules on `parent`'s routes: the body limit, the error envelope, the 429 answer."""
+    from flask_limiter import RateLimitExceeded
+
+    from lsmigrate.server.limits import too_many_requests
+
+    parent.before_request(_limit_body)
+    register_error_handlers(parent)
+    parent.register_error_handler(RateLimitExceeded, too_many_requests)
+
+
+def build() -> Blueprint:
+    """A new `lsmigrate` blueprint holding every route lsmigrate serves (one per app: its prefix is the app's)."""
+    from lsmigrate.server import runtime
+    from lsmigrate.server.api import docs, health, migration
+
+    parent = Blueprint(NAME, __name__)
+    guard(parent)
+    for child in (health.bp, docs.bp, migration.bp, runtime.bp):
+        parent.register_blueprint(child)
+    return parent
