@@ -12,13 +12,14 @@ conflict the image of the user's row, and rollback writes an image back.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, Uuid, select
+from sqlalchemy import Date, DateTime, UniqueConstraint, Uuid, select
 
 from lsmigrate.server.crypto import SecretBox
 from lsmigrate.server.extensions import Moment, db
@@ -52,8 +53,11 @@ def db_row(
         return _generic_row(spec, mapped, row_id, owner, box)
     row = dict(mapped.row)
     row["id"] = row_id
-    row["created_at"] = datetime.fromisoformat(row["created_at"])
-    row["updated_at"] = datetime.fromisoformat(row["updated_at"])
+    for name, as_date in _moment_columns(model).items():
+        value = row.get(name)
+        if isinstance(value, str):  # a Timestamp field's ISO text, as the shared mapping writes it
+            moment = datetime.fromisoformat(value)
+            row[name] = moment.date() if as_date else moment
     row["user_id"] = owner[1]
     row["source_digest"] = mapped.digest
     row["migration_session_id"] = owner[0]
@@ -64,6 +68,18 @@ def db_row(
             secret = mapped.secrets.get(column.name)
             row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
     return row
+
+
+@functools.cache
+def _moment_columns(model: Any) -> dict[str, bool]:
+    """The model's date and time columns (name -> True for a plain date); created_at and updated_at always."""
+    found = {"created_at": False, "updated_at": False}
+    if model is not None:
+        for column in model.__table__.columns:
+            kind = getattr(column.type, "impl", column.type)
+            if isinstance(kind, DateTime | Date):
+                found[column.name] = not isinstance(kind, DateTime)
+    return found
 
 
 def _generic_row(

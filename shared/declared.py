@@ -4,8 +4,8 @@
                                the store (by name, else `stores[2]`), the setting, what was
                                expected and what was found
 
-JSON shown; TOML is the same with `[[stores]]` and `[stores.fields]` (and, having no null, leaves
-a setting out for its default):
+JSON shown; TOML is the same with `[[stores]]` and `[stores.fields]` (having no null, it writes
+false for "none" in id_field and timestamp_field):
 
     {"stores": [{"name": "todos", "key": "persist:root", "envelope": "redux-persist",
                  "path": "todos.items", "version": 3, "table": "todos",
@@ -19,13 +19,15 @@ Store settings (any other is an error):
     envelope         zustand (default), redux-persist or bare
     path             dotted path of the records inside the state ("", the default: all of it)
     shape            array (default) or one; by_id, entity_adapter, entries, scalar: not yet
-    id_field         "id" (array) or null (one) by default
-    timestamp_field  "updatedAt" (array) or null (one) by default; column updated_at, a date field
+    id_field         "id" (array) or null (one) by default; null or false: the key identifies the record
+    timestamp_field  "updatedAt" (array) or null (one) by default; column updated_at, a date field;
+                     null or false: conflicts have no timestamp to compare
     version          the state version the app writes now (default 0)
     table            a host table (`name` or `schema.name`); absent or null: lsmigrate's generic
                      table, where each record is also kept whole in `data`
     fields           {source field: text, boolean, integer, number, date, object, array, json or
-                     secret (host tables only)}; the column is the snake_case name (due_date)
+                     secret}; the column is the snake_case name (due_date); in the generic table a
+                     secret is taken out of `data` and kept encrypted
     columns          {source field: column}, host tables only
     references       {source field: store name}: a text or integer field holding such a record's id
     conflict_policy  newest_wins (default), keep_server, keep_local or ask
@@ -156,7 +158,7 @@ class _Store:
 
 
 def _optional_name(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value != "")
+    return value is None or value is False or (isinstance(value, str) and value != "")
 
 
 def _key(store: _Store) -> dict[str, str]:
@@ -190,9 +192,6 @@ def _schema(
     for name, kind in types.items():
         if kind not in _FIELD_TYPES:
             raise store.error("fields", f"one of {', '.join(_FIELD_TYPES)}", _found(kind), f"field {name!r}")
-        if kind == "secret" and table is None:
-            expected = "a host 'table' for a secret (the generic table keeps each record whole and in clear)"
-            raise store.error("fields", expected, "no table", f"field {name!r}")
     if timestamp_field is not None:
         kind = types.setdefault(timestamp_field, "date")
         if kind != "date":
@@ -243,8 +242,12 @@ def _spec(store: _Store, names: Collection[str]) -> StoreSpec:
     if shape in _PLANNED_SHAPES:
         raise store.fail("shape", f"shape {shape!r} {_NOT_YET} (only {', '.join(_SHAPES)})")
     one = store.choice("shape", _SHAPES, "array") == "one"
-    id_field = store.get("id_field", "a field name or null", _optional_name, None if one else "id")
-    timestamp_field = store.get("timestamp_field", "a field name or null", _optional_name, None if one else "updatedAt")
+    # false stands for null too: TOML has no null.
+    id_field = store.get("id_field", "a field name, null or false", _optional_name, None if one else "id") or None
+    timestamp_field = (
+        store.get("timestamp_field", "a field name, null or false", _optional_name, None if one else "updatedAt")
+        or None
+    )
     version = store.get("version", "a non-negative integer", lambda value: type(value) is int, 0)
     if version < 0:
         raise store.error("version", "a non-negative integer", repr(version))

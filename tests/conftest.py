@@ -19,7 +19,7 @@ from tests.fixtures_services import PostgresServer, RedisServer
 from tests.migration_helpers import sqlite_app
 
 TABLES = (
-    "tasks, environments, form_drafts, user_preferences, "
+    "tasks, environments, form_drafts, user_preferences, migrated_records, "
     "migration_conflicts, migration_ledger, quarantine, migration_batches, migration_sessions"
 )
 

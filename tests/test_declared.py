@@ -303,7 +303,7 @@ MISTAKES = [
         r"a \[field=value\] step is part of the format but not supported by this version of lsmigrate: found",
     ),
     ("path-type", _with(path=None), TODOS_STORE, "path", "expected a dotted path, found null"),
-    ("id-field-type", _with(id_field=3), TODOS_STORE, "id_field", "expected a field name or null, found number"),
+    ("id-field-type", _with(id_field=3), TODOS_STORE, "id_field", "expected a field name, null or false; found number"),
     (
         "unknown-field-type",
         _with(fields={"title": "blob"}),
@@ -327,13 +327,6 @@ MISTAKES = [
         TODOS_STORE,
         "fields",
         "field 'updatedAt': expected date for the timestamp_field, found 'text'",
-    ),
-    (
-        "secret-in-generic-table",
-        _with(table=DROP, fields={"token": "secret"}),
-        TODOS_STORE,
-        "fields",
-        r"field 'token': expected a host 'table' for a secret \(.*\), found no table$",
     ),
     (
         "columns-without-table",
