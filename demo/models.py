@@ -12,7 +12,7 @@ from sqlalchemy import MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lsmigrate.server.extensions import JsonValue
-from lsmigrate.server.models import PRESET_REGISTRIES, MigratedRecord
+from lsmigrate.server.models import MigratedRecord
 
 
 class DemoBase(DeclarativeBase):
@@ -71,6 +71,3 @@ class UserPreferences(MigratedRecord, DemoBase):
     __table_args__ = (UniqueConstraint("user_id", name="uq_user_preferences_user"),)
 
     data: Mapped[dict[str, Any]] = mapped_column(JsonValue)
-
-
-PRESET_REGISTRIES.append(DemoBase.registry)

@@ -54,23 +54,34 @@ class GenericRecord(MigratedRecord, Base):
     secrets_encrypted: Mapped[str | None] = mapped_column(Text)
 
 
-def _mapped_classes(registry: Any) -> dict[str, Any]:
-    return {
-        mapper.class_.__tablename__: mapper.class_
-        for mapper in registry.mappers
-        if isinstance(getattr(mapper.class_, "__tablename__", None), str)
-    }
+def _models() -> dict[str, Any]:
+    """Every mapped model with lsmigrate's columns (a `MigratedRecord`), by table name."""
+    found: dict[str, Any] = {}
+    pending = list(MigratedRecord.__subclasses__())
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        table = getattr(model, "__table__", None)
+        if table is not None:
+            found.setdefault(table.name, model)
+    return found
+
+
+def _host_models(db: Any) -> dict[str, Any]:
+    """The models of the host's `db.Model`, by table name."""
+    registry = getattr(getattr(db, "Model", None), "registry", None)
+    mappers = registry.mappers if registry is not None else ()
+    return {mapper.class_.__table__.name: mapper.class_ for mapper in mappers if hasattr(mapper.class_, "__table__")}
 
 
 def resolve_models(catalog: StoreCatalog, db: Any) -> dict[str, Any]:
     """Store name -> the model of the table it writes into; LookupError naming a table no model maps.
 
-    A store without a table writes into `migrated_records`; a named table is one of the host's models
-    (on `db.Model`) or of a preset, and must have lsmigrate's bookkeeping columns (`MigratedRecord`).
+    A store without a table writes into `migrated_records`; a named table is that of one of the host's
+    `db.Model`s, which must have lsmigrate's bookkeeping columns, else of a model derived from
+    `MigratedRecord` (imported by then: a preset's, or one of the standalone service's MODELS).
     """
-    known: dict[str, Any] = {}
-    for registry in _registries(db):
-        known.update(_mapped_classes(registry))
+    known = {**_models(), **_host_models(db)}  # the host's own db first
     models: dict[str, Any] = {}
     for spec in catalog:
         if spec.table is None:
@@ -93,16 +104,6 @@ def resolve_models(catalog: StoreCatalog, db: Any) -> dict[str, Any]:
     return models
 
 
-def _registries(db: Any) -> list[Any]:
-    registries = [registry for registry in PRESET_REGISTRIES]
-    model = getattr(db, "Model", None)
-    if model is not None and hasattr(model, "registry"):
-        registries.append(model.registry)
-    return registries
-
-
-#: Registries of presets' models (the demo adds its own when it is imported).
-PRESET_REGISTRIES: list[Any] = []
 #: The columns lsmigrate reads and writes in every table a store writes into.
 BOOKKEEPING = ("id", "user_id", "metadata", "source_digest", "migration_session_id", "created_at", "updated_at")
 
