@@ -30,6 +30,8 @@ class LiveServer:
     def __init__(self, postgres: PostgresServer, redis_server: RedisServer, instance: Path, **settings: str) -> None:
         self.port = free_port()
         self.postgres = postgres
+        #: psycopg connection string of the server's database (`rows` queries it).
+        self.conninfo = postgres.conninfo
         self.env = {
             **os.environ,
             "DATABASE_URL": postgres.url,
@@ -89,7 +91,7 @@ class LiveServer:
 
     def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Rows of a query on the server's database."""
-        with psycopg.connect(self.postgres.conninfo) as connection:
+        with psycopg.connect(self.conninfo) as connection:
             return connection.execute(query, params).fetchall()
 
 

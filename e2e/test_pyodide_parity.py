@@ -47,7 +47,12 @@ SHA256 = re.compile(r"[0-9a-f]{64}")
 @pytest.fixture(scope="module")
 def loader_config(live_server: LiveServer) -> dict[str, Any]:
     """The runtime URLs the served loader.js names: Pyodide's folder and the wheels."""
-    with urllib.request.urlopen(f"{live_server.url}/lsmigrate/loader.js") as response:
+    return loader_config_of(live_server)
+
+
+def loader_config_of(server: LiveServer) -> dict[str, Any]:
+    """The configuration a server's loader.js carries: Pyodide's folder, the wheels, the stores."""
+    with urllib.request.urlopen(f"{server.url}/lsmigrate/loader.js") as response:
         source = response.read().decode("utf-8")
     start = source.index("const CONFIG = ") + len("const CONFIG = ")
     config: dict[str, Any] = json.loads(source[start : source.index(";\n", start)])

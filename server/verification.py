@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from lsmigrate.server.errors import Conflict
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.extensions import db
 from lsmigrate.server.models import LedgerEntry, MigrationSession
 from lsmigrate.server.signals import send_records_changed
@@ -69,11 +70,15 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
         )
 
     deletable, kept, counts = [], {}, {}
+    catalog = current_lsmigrate().catalog
     for key in sorted(manifest):
         outcomes = Counter(outcome for _, _, outcome in ledger.get(key, []))
         counts[key] = dict(outcomes)
         unaccounted = {outcome: n for outcome, n in outcomes.items() if outcome not in ACCOUNTED_OUTCOMES}
-        if unaccounted:
+        spec = catalog.spec_for_key(key)
+        if spec is not None and spec.cleanup == "keep":
+            kept[key] = {"reason": "store_keeps_key", "outcomes": unaccounted}
+        elif unaccounted:
             reason = "open_conflicts" if set(unaccounted) == {"conflict"} else "unresolved_records"
             kept[key] = {"reason": reason, "outcomes": unaccounted}
         else:

@@ -44,12 +44,19 @@ def manifest_entry(records: list[Any]) -> dict[str, Any]:
 
 
 def open_session(
-    client: FlaskClient, headers: dict[str, str], client_id: str = "client-1", *, dry_run: bool = False
+    client: FlaskClient,
+    headers: dict[str, str],
+    client_id: str = "client-1",
+    *,
+    dry_run: bool = False,
+    stores_version: str | None = None,
 ) -> str:
     """POST /sessions; the session id."""
     body: dict[str, Any] = {"client_session_id": client_id}
     if dry_run:
         body["dry_run"] = True
+    if stores_version is not None:
+        body["stores_version"] = stores_version
     response = client.post(f"{API}/sessions", json=body, headers=headers)
     assert response.status_code in (200, 201), response.json
     return str(response.json["session_id"])

@@ -1,0 +1,88 @@
+"""The extension's start-up refusals, and the rules it keeps for every app: stores versions, cleanup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from lsmigrate.server import LSMigrate, create_app
+from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.shared.declared import CatalogError
+from tests.host_app.app import db
+from tests.migration_helpers import db_rows, open_session
+from tests.runner_helpers import FakeLocalStorage, client_sender, run
+
+
+def standalone(tmp_path: Path, **config: Any) -> Flask:
+    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}", "SECRET_KEY": "k", **config})
+
+
+def test_a_service_with_no_stores_refuses_to_start(tmp_path) -> None:
+    with pytest.raises(RuntimeError, match="lsmigrate has no stores: set LSMIGRATE_STORES"):
+        standalone(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("stores", "message"),
+    [
+        ("todos", r"stores: expected 'package.module:ATTRIBUTE' or the path of a .json or .toml file, found 'todos'"),
+        ("no.such.module:STORES", r"stores 'no.such.module:STORES': cannot import no.such.module"),
+        ("tests.host_app.stores:MISSING", r"tests.host_app.stores has no attribute 'MISSING'"),
+        ("tests.host_app.stores:TodoSchema", r"expected a StoreCatalog or a non-empty sequence of StoreSpec, found"),
+        ("tests/host_app/missing.toml", r"tests/host_app/missing.toml"),
+        ("tests/host_app/stores.yaml", r"expected 'package.module:ATTRIBUTE' or the path of a .json or .toml file"),
+    ],
+)
+def test_a_stores_setting_that_names_no_catalog_is_a_precise_start_up_error(tmp_path, stores, message) -> None:
+    with pytest.raises(CatalogError, match=message):
+        standalone(tmp_path, STORES=stores)
+
+
+def test_a_broken_catalog_file_names_the_file_the_store_and_the_setting(tmp_path) -> None:
+    path = tmp_path / "stores.json"
+    path.write_text(json.dumps({"stores": [{"name": "todos", "key": "todos", "shape": "rows"}]}))
+    with pytest.raises(CatalogError, match=r"stores.json: store 'todos': setting 'shape': expected one of array, one"):
+        standalone(tmp_path, STORES=str(path))
+
+
+@pytest.mark.parametrize("prefix", ["tools", "/tools/", "//x/"])
+def test_a_url_prefix_must_start_with_a_slash_and_not_end_with_one(prefix) -> None:
+    app = Flask(__name__)
+    app.config["LSMIGRATE_SECRET_KEY"] = "k" * 32
+    with pytest.raises(ValueError, match="url_prefix must start with '/' and not end with one"):
+        LSMigrate(app, db=db, stores="tests.host_app.stores:STORES", url_prefix=prefix)
+
+
+def test_an_app_without_lsmigrate_says_so() -> None:
+    with Flask(__name__).app_context(), pytest.raises(RuntimeError, match="lsmigrate is not initialised on this app"):
+        current_lsmigrate()
+
+
+def test_a_page_with_other_stores_is_refused_when_it_opens_a_session(client, auth, postgres) -> None:
+    headers = auth("alice")
+    answer = client.post(
+        "/api/migration/sessions", json={"client_session_id": "c1", "stores_version": "0" * 64}, headers=headers
+    )
+    assert answer.status_code == 409 and answer.json["error"]["code"] == "stores_version_mismatch"
+    assert answer.json["error"]["details"]["page"] == "0" * 64
+    assert db_rows(postgres, "SELECT count(*) FROM migration_sessions") == [(0,)]
+    version = client.get("/api/migration/config", headers=headers).json["stores_version"]
+    assert open_session(client, headers, "c1", stores_version=version)
+
+
+def test_a_store_whose_cleanup_is_keep_keeps_its_key_after_verification(make_app, auth, tmp_path) -> None:
+    path = tmp_path / "stores.json"
+    path.write_text(json.dumps({"stores": [{"name": "notes", "key": "notes", "envelope": "bare", "cleanup": "keep"}]}))
+    app = make_app(None, DEMO=False, STORES=str(path))
+    from lsmigrate.shared.catalog import load_catalog
+
+    storage = FakeLocalStorage({"notes": json.dumps([{"id": 1, "text": "kept"}])})
+    report = run(storage, client_sender(app.test_client(), auth("alice")), catalog=load_catalog(str(path)))
+    assert report["state"] == "done", report.get("error")
+    assert report["keys"]["notes"]["inserted"] == 1
+    assert report["keys"]["notes"]["kept"] == {"reason": "store_keeps_key", "outcomes": {}}
+    assert "notes" in storage.items
