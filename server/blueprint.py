@@ -6,6 +6,7 @@
      ├── lsmigrate.migration  /api/migration/... (the protocol)
      └── lsmigrate.runtime    /lsmigrate/... (loader, Pyodide, wheels, static files)
 
+Other origins are let in only as CORS_ORIGINS says (a preflight is answered before authentication).
 A view of these blueprints may return a dict (or `(dict, status)`): `ApiBlueprint` writes it with
 lsmigrate's own encoder, so a host app's JSON provider is neither used nor changed. Rate limits are
 applied to these routes by `limits` (never to the host's).
@@ -17,7 +18,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.jsontext import json_response
@@ -54,12 +55,14 @@ def _limit_body() -> None:
 
 
 def guard(parent: Blueprint) -> None:
-    """lsmigrate's rules on `parent`'s routes: the body limit, the error envelope, the 429 answer."""
+    """lsmigrate's rules on `parent`'s routes: CORS, the body limit, the error envelope, the 429 answer."""
     from flask_limiter import RateLimitExceeded
 
     from lsmigrate.server.limits import too_many_requests
 
+    parent.before_request(_preflight)
     parent.before_request(_limit_body)
+    parent.after_request(_cors)
     register_error_handlers(parent)
     parent.register_error_handler(RateLimitExceeded, too_many_requests)
 
@@ -74,3 +77,44 @@ def build() -> Blueprint:
     for child in (health.bp, docs.bp, migration.bp, runtime.bp):
         parent.register_blueprint(child)
     return parent
+
+
+_CORS_METHODS = "GET, POST, PUT"
+_CORS_HEADERS = "Authorization, Content-Type, Content-Encoding"
+
+
+def _allowed_origin() -> str | None:
+    """The request's Origin when CORS_ORIGINS lets it call lsmigrate ("*" for any), else None."""
+    from lsmigrate.server.extension import settings
+
+    origin = request.headers.get("Origin")
+    allowed: tuple[str, ...] = settings()["CORS_ORIGINS"]
+    if origin is None or not allowed:
+        return None
+    if allowed == ("*",):
+        return "*"
+    return origin if origin.lower() in allowed else None
+
+
+def _preflight() -> Response | None:
+    """A CORS preflight (OPTIONS with Access-Control-Request-Method), answered before authentication."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    response = Response(status=204)
+    if _allowed_origin() is not None:
+        response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+        response.headers["Access-Control-Allow-Headers"] = _CORS_HEADERS
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _cors(response: Response) -> Response:
+    """CORS headers on an answer to an allowed origin; credentials only for an origin named, never for "*"."""
+    origin = _allowed_origin()
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        if origin != "*":
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.vary.add("Origin")
+    return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -47,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # Modules declaring the models of the stores' tables, imported at start-up (a comma-separated list
     # in the environment); DEMO adds the demo's.
     "MODELS": [],
+    # Other origins whose pages may call lsmigrate (CORS): none by default, since lsmigrate belongs on the
+    # app's own origin. Each "https://host[:port]"; "*" alone allows any origin, never with credentials.
+    "CORS_ORIGINS": [],
 }
 #: Settings of the standalone service's own Flask app, not of lsmigrate mounted in another.
 _APP_ONLY = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS")
@@ -109,6 +113,26 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config["MODELS"] = models
 
 
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?")
+
+
+def cors_origins(value: Any) -> tuple[str, ...]:
+    """CORS_ORIGINS parsed strictly: a list or a comma-separated string of origins, or "*" alone."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple) or not all(isinstance(origin, str) for origin in value):
+        raise ValueError(f"CORS_ORIGINS: expected origins separated by commas, found {value!r}")
+    if "*" in value and len(value) > 1:
+        raise ValueError("CORS_ORIGINS: '*' allows every origin and cannot be listed with others")
+    wrong = [origin for origin in value if origin != "*" and not _ORIGIN.fullmatch(origin)]
+    if wrong:
+        raise ValueError(
+            f"CORS_ORIGINS: {wrong[0]!r} is not an origin: expected scheme://host[:port] "
+            "(http or https, no path, no trailing slash)"
+        )
+    return tuple(origin.lower() for origin in value)
+
+
 def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
     """lsmigrate's settings by short name: `given` itself (the standalone service's own app.config, missing
     names filled with their defaults), else the app's LSMIGRATE_* keys.
@@ -132,6 +156,7 @@ def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> Muta
             )
         if not resolved["RATELIMIT_STORAGE_URI"]:
             resolved["RATELIMIT_STORAGE_URI"] = resolved["REDIS_URL"] or "memory://"
+    resolved["CORS_ORIGINS"] = cors_origins(resolved["CORS_ORIGINS"])
     if not resolved["PYODIDE_DIR"]:
         resolved["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")
     return resolved

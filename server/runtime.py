@@ -12,7 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, send_from_directory, url_for
+from flask import Response, current_app, send_from_directory
+from flask import url_for as flask_url_for
 
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
@@ -55,6 +56,12 @@ def _wheels() -> dict[str, Wheel]:
 def loader_config() -> dict[str, Any]:
     """What the loader needs to know before it downloads anything."""
     version = _pyodide_version(settings()["PYODIDE_DIR"])
+    # A page on another origin (CORS_ORIGINS) must be given this server's URLs in full.
+    external = bool(settings()["CORS_ORIGINS"])
+
+    def url_for(endpoint: str, **values: Any) -> str:
+        return flask_url_for(endpoint, _external=external, **values)
+
     return {
         **current_lsmigrate().catalog.key_rules(),
         "stores": _page()[1],

@@ -86,3 +86,49 @@ def test_a_store_whose_cleanup_is_keep_keeps_its_key_after_verification(make_app
     assert report["keys"]["notes"]["inserted"] == 1
     assert report["keys"]["notes"]["kept"] == {"reason": "store_keeps_key", "outcomes": {}}
     assert "notes" in storage.items
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        ("https://app.example/", "is not an origin"),
+        ("app.example", "is not an origin"),
+        ("*, https://app.example", "cannot be listed with others"),
+        ("ftp://app.example", "is not an origin"),
+        (42, "expected origins separated by commas"),
+    ],
+)
+def test_cors_origins_are_parsed_strictly(tmp_path, origins, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        standalone(tmp_path, DEMO=True, CORS_ORIGINS=origins)
+
+
+def test_no_other_origin_is_let_in_by_default(client, auth) -> None:
+    answer = client.get("/api/migration/config", headers={**auth("alice"), "Origin": "https://elsewhere.example"})
+    assert answer.status_code == 200 and "Access-Control-Allow-Origin" not in answer.headers
+
+
+def test_an_origin_named_in_cors_origins_is_let_in_with_credentials(make_app, auth) -> None:
+    app = make_app(None, CORS_ORIGINS="https://app.example, http://localhost:3000")
+    client = app.test_client()
+    preflight = client.options(
+        "/api/migration/sessions",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "Authorization" in preflight.headers["Access-Control-Allow-Headers"]
+    answer = client.get("/api/migration/config", headers={**auth("alice"), "Origin": "https://app.example"})
+    assert answer.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert answer.headers["Access-Control-Allow-Credentials"] == "true" and "Origin" in answer.headers["Vary"]
+    other = client.get("/api/migration/config", headers={**auth("alice"), "Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    loader = client.get("/lsmigrate/loader.js").get_data(as_text=True)
+    assert '"api": "http://localhost/api/migration"' in loader  # full URLs for a page on another origin
+
+
+def test_any_origin_is_never_given_credentials(make_app, auth) -> None:
+    app = make_app(None, CORS_ORIGINS="*")
+    answer = app.test_client().get("/api/migration/config", headers={**auth("a"), "Origin": "https://x.example"})
+    assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in answer.headers
