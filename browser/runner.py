@@ -189,7 +189,10 @@ async def _check_stores(host: Host, options: Options, progress: Progress) -> str
     differently)."""
     config = await _Server(host, options, progress).call("GET", "/config", None)
     served = config.get("stores", []) if isinstance(config, dict) else []
-    policies = {store.get("name"): store.get("conflict_policy") for store in served if isinstance(store, dict)}
+    # The server's JSON as it came: version() refuses unknown names and policies (ValueError).
+    policies: dict[Any, Any] = {
+        store.get("name"): store.get("conflict_policy") for store in served if isinstance(store, dict)
+    }
     try:
         version = options.catalog.version(policies)
     except ValueError:
@@ -256,6 +259,8 @@ async def _plan_round(
         await host.pacing.breathe()
     if not sources:
         return None
+    depth = options.catalog.upload_order()
+    sources.sort(key=lambda source: depth[source.spec.name])  # referenced stores first; keys in order otherwise
     resumed = checkpoint is not None
     if checkpoint is None:
         checkpoint = {

@@ -33,6 +33,7 @@ from lsmigrate.server.outcomes import (
     Row,
 )
 from lsmigrate.server.quarantine import UNSTORABLE, encrypt_secrets, has_unstorable_text, quarantine_row, storable
+from lsmigrate.server.references import check_references
 from lsmigrate.server.rows import db_row, fetch_images, local_version, source_record, stored_secrets
 from lsmigrate.server.rows import version_column as version_column_of
 from lsmigrate.server.sets import among
@@ -215,5 +216,7 @@ def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, 
     for target, group in groups.items():
         row = rows.get(target)
         decider.decide(target, group, claims.get(target), row if row is not None and row.user_id == user_id else None)
-    decider.name_rows([record for record in pending if record.write is not None])
+    writes = [record for record in pending if record.write is not None]
+    decider.name_rows(writes)
+    check_references(batch, writes)
     return _finish(decider, every, fetch_images(batch.model, user_id, decider.images_wanted))

@@ -88,10 +88,14 @@ def _generic_row(
     assert mapped.row is not None
     mapped_row = mapped.row
     data = spec.rebuild(mapped_row, {})
-    if isinstance(data, dict) and mapped.secrets:
+    meta = mapped_row["metadata"]
+    if isinstance(data, dict) and (mapped.secrets or spec.references):
         taken = {column.source_key for column in spec.mapper.columns if column.name in mapped.secrets}
         data = {name: value for name, value in data.items() if name not in taken}
-    meta = mapped_row["metadata"]
+        rewritten = meta.get("original", {})
+        for column in spec.mapper.columns:  # a reference holds the row id it was rewritten to
+            if column.source_key in spec.references and column.source_key in rewritten:
+                data[column.source_key] = mapped_row[column.name]
     source_id = meta.get("source_id") if spec.id_field is not None else None
     if source_id is not None and not isinstance(source_id, str):
         source_id = canonical_json(source_id)
@@ -181,9 +185,11 @@ def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, A
     """The source record an image's row stands for, its secret fields taken from `secrets` (by column name)."""
     if "secrets_encrypted" in picture and "store" in picture:  # the generic table: the record is `data`
         data = picture["data"]
-        if not isinstance(data, dict) or not secrets:
+        if not isinstance(data, dict) or not (secrets or spec.references):
             return data
         restored = {c.source_key: secrets[c.name] for c in spec.mapper.columns if c.name in secrets}
+        original = (picture.get("metadata") or {}).get("original", {})
+        restored.update({name: value for name, value in original.items() if name in spec.references})
         return {**data, **restored}
     return spec.rebuild(dict(picture), secrets)
 

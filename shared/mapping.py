@@ -117,6 +117,16 @@ def _reason(code: str, column: _Column, error: ValidationError) -> dict[str, str
     return {"code": code, "field": column.source_key, "message": message}
 
 
+def reference_id(store: str, keep_uuids: bool, source_id: Any, user_id: str) -> str | None:
+    """The row id the record of `store` whose source id is `source_id` gets (the rule of `_row_id`); None for
+    a value no record can have as its id."""
+    if isinstance(source_id, bool) or not isinstance(source_id, str | int | float) or source_id == "":
+        return None
+    if keep_uuids and isinstance(source_id, str) and _UUID_ANY_CASE.fullmatch(source_id):
+        return source_id.lower()
+    return derived_id(user_id, store, source_id)
+
+
 def secret_hint(secret: str) -> str:
     """A display hint that names a secret without revealing it: ghp_…abcd."""
     if len(secret) < 12:
@@ -152,6 +162,8 @@ class RecordMapper:
         self.id_field = id_field
         # False where stores share a table (lsmigrate's generic one): every id is then derived, scoped by store.
         self.keep_uuids = keep_uuids
+        #: source key -> (store, its keep_uuids): a field holding the id of another store's record.
+        self.references: dict[str, tuple[str, bool]] = {}
         self.columns = tuple(columns)
         self.metadata_fields = schema.metadata_fields
         self.known = frozenset([c.source_key for c in columns] + [*schema.metadata_fields, id_field])
@@ -179,6 +191,7 @@ class RecordMapper:
         original: dict[str, Any] = {}
         secrets: dict[str, str] = {}
         reasons: list[dict[str, str]] = []
+        references = self.references
         for column in self.columns:
             value = record.get(column.source_key, _ABSENT)
             if value is _ABSENT:
@@ -209,6 +222,11 @@ class RecordMapper:
                 if not exact:
                     original[column.source_key] = value
                     warnings.append({"code": source_field.warning_code(value), "field": column.source_key})
+            if references and converted is not None and column.source_key in references:
+                target = reference_id(*references[column.source_key], value, user_id)
+                if target is not None and target != converted:
+                    original.setdefault(column.source_key, value)
+                    converted = target
             if column.secret:
                 row[f"{column.name}_hint"] = None if converted is None else secret_hint(converted)
                 if converted is not None:

@@ -221,7 +221,41 @@ class StoreCatalog:
                 raise ValueError(f"store {label}s must be unique; repeated: {repeated}")
         self._by_key = {spec.key: spec for spec in self.specs if spec.key is not None}
         self._by_name = dict(zip(names, self.specs, strict=True))
+        for spec in self.specs:
+            self._bind_references(spec)
         self._patterned = [spec for spec in self.specs if spec.key_pattern is not None]
+
+    def _bind_references(self, spec: StoreSpec) -> None:
+        """Give `spec`'s mapper the id rule of each store its references name."""
+        fields = {column.source_key for column in spec.mapper.columns if not column.secret}
+        for field_name, store in spec.references.items():
+            target = self._by_name.get(store)
+            if target is None:
+                raise ValueError(
+                    f"store {spec.name!r}: reference {field_name!r} names no store of the catalog: {store!r}"
+                )
+            if field_name not in fields:
+                raise ValueError(f"store {spec.name!r}: reference {field_name!r} is not a field of its schema")
+            if target.id_field is None:
+                raise ValueError(
+                    f"store {spec.name!r}: reference {field_name!r} names {store!r}, whose records have no id"
+                )
+            spec.mapper.references[field_name] = (target.name, target.mapper.keep_uuids)
+
+    def upload_order(self) -> dict[str, int]:
+        """Store name -> depth: 0 for a store that references no other, else one more than the deepest store
+        it references. Uploading by depth writes referenced rows first (a host's foreign keys hold)."""
+        depths: dict[str, int] = {}
+
+        def depth(spec: StoreSpec, path: tuple[str, ...]) -> int:
+            if spec.name not in depths:
+                others = [self._by_name[s] for s in spec.references.values() if s != spec.name and s not in path]
+                depths[spec.name] = max((depth(other, (*path, spec.name)) + 1 for other in others), default=0)
+            return depths[spec.name]
+
+        for spec in self.specs:
+            depth(spec, ())
+        return depths
 
     def __iter__(self) -> Iterator[StoreSpec]:
         return iter(self.specs)

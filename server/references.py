@@ -1,0 +1,67 @@
+"""References between stores on the server: which a batch's rows point at rows that are not there (yet).
+
+The shared mapping has already rewritten each reference to the row id the referenced record gets (one
+deterministic rule, so it holds whichever batch or session brings that record, the original kept in
+the row's metadata). Here, for the records a batch writes, each reference is looked up among the
+user's rows of the referenced store and the rows this batch writes itself: one that is not there gets
+the warning `reference_unresolved` (field, store). A column with a foreign key cannot hold an id
+that is not there yet, so it is written NULL then (the original is in the metadata, so nothing is
+lost, and the page uploads referenced stores first, so within a session this is only a reference to
+a record of a later batch or none at all).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+
+from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.extensions import db
+from lsmigrate.server.outcomes import Batch, Record
+from lsmigrate.server.sets import among
+
+
+def check_references(batch: Batch, records: list[Record]) -> None:
+    """Warn on (and, for a foreign key, write NULL for) each reference of `records` whose row is not there."""
+    references = batch.spec.mapper.references
+    if not references or not records:
+        return
+    lsmigrate = current_lsmigrate()
+    columns = {column.source_key: column.name for column in batch.spec.mapper.columns}
+    written = {record.target_id for record in records}
+    table = batch.model.__table__
+    for field_name, (store, _) in references.items():
+        column = columns[field_name]
+        wanted: dict[uuid.UUID, list[Record]] = defaultdict(list)
+        for record in records:
+            value = _as_uuid(record.mapped.row.get(column) if record.mapped.row else None)
+            if value is not None:
+                wanted[value].append(record)
+        if not wanted:
+            continue
+        target = lsmigrate.model_for(lsmigrate.catalog.named(store)).__table__
+        query = select(target.c.id).where(target.c.user_id == batch.user_id, among(target.c.id, list(wanted)))
+        present = set(db.session.scalars(query))
+        if store == batch.spec.name:
+            present |= written
+        foreign_key = column in table.c and bool(table.c[column].foreign_keys)
+        for target_id, holders in wanted.items():
+            if target_id in present:
+                continue
+            for record in holders:
+                record.warnings.append({"code": "reference_unresolved", "field": field_name, "store": store})
+                if foreign_key:
+                    assert record.mapped.row is not None
+                    record.mapped.row[column] = None
+
+
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
