@@ -14,14 +14,15 @@ import json
 import sys
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsmigrate.browser.progress import Emit
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
 from lsmigrate.browser.runner import Host, Options, run_migration
 from lsmigrate.shared.catalog import catalog_from_descriptor
 
-if sys.platform == "emscripten":  # pragma: no cover - only under Pyodide
+# mypy checks the Pyodide branch, against the declarations in typings/ (js, pyodide).
+if TYPE_CHECKING or sys.platform == "emscripten":  # pragma: no cover - only under Pyodide
     from js import localStorage, navigator
     from pyodide.ffi import JsException
     from pyodide.http import pyfetch

@@ -6,9 +6,9 @@ sees them. The standalone service's migrations create them, as they always have.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import MetaData, String, Text, UniqueConstraint
+from sqlalchemy import MetaData, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lsmigrate.server.extensions import JsonValue
@@ -19,6 +19,9 @@ class DemoBase(DeclarativeBase):
     """Declarative base of the demo's tables."""
 
     metadata = MetaData()
+    if TYPE_CHECKING:
+        # Each model here is mapped to a Table (DeclarativeBase declares any FromClause).
+        __table__: ClassVar[Table]
 
 
 class Task(MigratedRecord, DemoBase):

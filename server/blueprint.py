@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, request
+from flask.typing import RouteCallable
 
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.jsontext import json_response
@@ -42,9 +43,17 @@ def _answer(view: Callable[..., Any]) -> Callable[..., Any]:
 class ApiBlueprint(Blueprint):
     """A blueprint whose views' dicts become JSON answers written by lsmigrate."""
 
-    def add_url_rule(self, rule: str, endpoint: str | None = None, view_func: Any = None, **options: Any) -> None:
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: RouteCallable | None = None,
+        provide_automatic_options: bool | None = None,
+        **options: Any,
+    ) -> None:
         """Flask's `add_url_rule`, the view wrapped so its dict is written by lsmigrate's encoder."""
-        super().add_url_rule(rule, endpoint, None if view_func is None else _answer(view_func), **options)
+        view = None if view_func is None else _answer(view_func)
+        super().add_url_rule(rule, endpoint, view, provide_automatic_options, **options)
 
 
 def _limit_body() -> None:

@@ -79,10 +79,6 @@ class Entry:
 class RedisCache:
     """Flask extension keeping a Redis client and its health in `app.extensions["lsmigrate_cache"]`."""
 
-    def __init__(self, app: Flask | None = None) -> None:
-        if app is not None:
-            self.init_app(app)
-
     def init_app(self, app: Flask, settings: Mapping[str, Any]) -> None:
         """Bind to an app (None there without REDIS_URL); the client connects lazily on first use."""
         url = settings.get("REDIS_URL")

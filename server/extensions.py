@@ -10,11 +10,11 @@ so a batch's rows, in the host's tables or lsmigrate's, commit with its ledger.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, TypeDecorator
+from sqlalchemy import JSON, DateTime, Dialect, MetaData, Table, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
@@ -41,6 +41,9 @@ class Base(DeclarativeBase):
     """Declarative base of lsmigrate's own tables, on lsmigrate's own MetaData."""
 
     metadata = MetaData()
+    if TYPE_CHECKING:
+        # Each model here is mapped to a Table (DeclarativeBase declares any FromClause).
+        __table__: ClassVar[Table]
 
 
 def _app_db() -> Any:

@@ -202,6 +202,6 @@ def openapi_document(prefix: str = "", routes: frozenset[str] | None = None) -> 
     by_path: dict[str, dict[str, Any]] = {}
     for op in operations:
         by_path.setdefault(openapi_path(prefix + op.path), {})[op.method] = _operation(op)
-    for path, operations in by_path.items():
-        spec.path(path=path, operations=operations)
+    for path, path_operations in by_path.items():
+        spec.path(path=path, operations=path_operations)
     return spec.to_dict()

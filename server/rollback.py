@@ -37,7 +37,7 @@ from lsmigrate.server.signals import send_records_changed
 WRITES = ("inserted", "updated")
 
 
-def _relied_on(session: MigrationSession, table: str, ids: list[uuid.UUID]) -> set[tuple[uuid.UUID, str]]:
+def _relied_on(session: MigrationSession, table: str, ids: list[uuid.UUID]) -> set[tuple[uuid.UUID | None, str]]:
     """(row id, digest) pairs another live session found `unchanged`: its record exists only as that row."""
     query = (
         select(LedgerEntry.target_id, LedgerEntry.digest)

@@ -18,7 +18,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from lsmigrate.shared.declared import CatalogError, catalog_from_file, catalog_from_text
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
@@ -50,7 +50,7 @@ def module_reference(source: Any) -> tuple[str, str] | None:
     return None if match is None else (match["module"], match["attribute"])
 
 
-def is_file_reference(source: Any) -> bool:
+def is_file_reference(source: Any) -> TypeGuard[str | Path]:
     """True when `source` names a declarative catalog file (by its suffix)."""
     return isinstance(source, str | Path) and Path(source).suffix.lower() in FILE_SUFFIXES
 

@@ -42,7 +42,7 @@ import re
 import tomllib
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from lsmigrate.shared import fields
 from lsmigrate.shared.documents import DocumentSchema
@@ -161,7 +161,14 @@ def _optional_name(value: Any) -> bool:
     return value is None or value is False or (isinstance(value, str) and value != "")
 
 
-def _key(store: _Store) -> dict[str, str]:
+class _Key(TypedDict, total=False):
+    """StoreSpec's key arguments: exactly one of the two."""
+
+    key: str
+    key_pattern: str
+
+
+def _key(store: _Store) -> _Key:
     key = store.get("key", "a non-empty string", _optional_name, None)
     pattern = store.get("key_pattern", "a non-empty regular expression", _optional_name, None)
     if (key is None) == (pattern is None):

@@ -1,0 +1,1 @@
+"""Pyodide's package, present only under Pyodide: the submodules lsmigrate.browser.page imports."""
