@@ -35,8 +35,8 @@ import lsmigrate.server
 from bench.ingest_load import KEY, encode_json
 from lsmigrate.demo.stores import STORES
 from lsmigrate.server import create_app
-from lsmigrate.server.auth import issue_token
-from lsmigrate.server.extensions import db
+from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.db import db
 from lsmigrate.shared.canonical import digest, parse_json
 from lsmigrate.shared.protocol import BatchRequest
 

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import MetaData, String, Table, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from lsmigrate.server.extensions import JsonValue
-from lsmigrate.server.models import MigratedRecord
+from lsmigrate.server.db import JsonValue
+from lsmigrate.server.db.models import MigratedRecord
 
 
 class DemoBase(DeclarativeBase):

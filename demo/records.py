@@ -41,9 +41,10 @@ from flask import Blueprint, Flask, Response, g
 from sqlalchemy import JSON, Table, Text, cast, select
 
 from lsmigrate.demo.models import Environment, Task
-from lsmigrate.server.auth import authenticate
+from lsmigrate.server.api.auth import authenticate
+from lsmigrate.server.cache import cache
+from lsmigrate.server.db import db
 from lsmigrate.server.extension import settings
-from lsmigrate.server.extensions import cache, db
 from lsmigrate.server.signals import records_changed as records_changed_signal
 
 _KINDS: dict[str, Table] = {"tasks": Task.__table__, "environments": Environment.__table__}

@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from lsmigrate.server.auth import issue_token
+from lsmigrate.server.api.auth import issue_token
 from lsmigrate.server.errors import BadRequest
 
 bp = Blueprint("demo", __name__, template_folder="templates")

@@ -17,11 +17,11 @@ from typing import Any
 from flask import Flask
 
 from lsmigrate.server.config import load_config
+from lsmigrate.server.db import Base, migrate, standalone_db
+from lsmigrate.server.db.models import MigratedRecord
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.extension import LSMigrate, current_lsmigrate
-from lsmigrate.server.extensions import Base, migrate, standalone_db
 from lsmigrate.server.jsontext import FastJSONProvider, dumps_text, loads
-from lsmigrate.server.models import MigratedRecord
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 _CHECKOUT = Path(__file__).resolve().parent.parent

@@ -67,7 +67,7 @@ def guard(parent: Blueprint) -> None:
     """lsmigrate's rules on `parent`'s routes: CORS, the body limit, the error envelope, the 429 answer."""
     from flask_limiter import RateLimitExceeded
 
-    from lsmigrate.server.limits import too_many_requests
+    from lsmigrate.server.api.limits import too_many_requests
 
     parent.before_request(_preflight)
     parent.before_request(_limit_body)

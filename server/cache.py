@@ -222,3 +222,7 @@ class _Redis:
         pipe.execute()
         with self.lock:
             self.pending.difference_update(keys)
+
+
+#: The app-wide cache: `LSMigrate.init_app` binds it to each app (no Redis there without REDIS_URL).
+cache = RedisCache()

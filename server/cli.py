@@ -9,11 +9,11 @@ import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from lsmigrate.server.auth import issue_token
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession
-from lsmigrate.server.rollback import rollback_session
+from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.sessions import outcome_counts
+from lsmigrate.server.sessions.rollback import rollback_session
 
 group = AppGroup("lsmigrate", help="lsmigrate operator commands.")
 

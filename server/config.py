@@ -25,7 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "CACHE_MAX_RECORDS": 5_000,
     # After a Redis failure the cache does not try again for this long.
     "CACHE_RETRY_SECONDS": 5.0,
-    # Flask-Limiter, per user (see server/limits.py). Generous: a migration
+    # Flask-Limiter, per user (see server/api/limits.py). Generous: a migration
     # of 100,000 records in batches of 500 is about 200 requests.
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_DEFAULT": "6000 per minute",

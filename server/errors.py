@@ -114,7 +114,7 @@ def database_unavailable(error: Exception) -> bool:
 
 
 def _unavailable_response(error: Exception) -> ResponseReturnValue:
-    from lsmigrate.server.extensions import db
+    from lsmigrate.server.db import db
 
     # The type and SQLSTATE only: a driver's message may quote the statement's parameters.
     sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)

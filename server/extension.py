@@ -7,7 +7,7 @@
 
 `init_app(app, *, db, stores, user_id=None, url_prefix="", settings=None)`:
     db          the host's Flask-SQLAlchemy instance: one transaction holds a batch's rows and its
-                ledger; lsmigrate's own tables sit on `lsmigrate.server.models.metadata`
+                ledger; lsmigrate's own tables sit on `lsmigrate.server.metadata`
     stores      what LSMIGRATE_STORES takes (see `lsmigrate.shared.catalog`); default: the app's
                 LSMIGRATE_STORES setting
     user_id     a callable giving the signed-in user's id (a Flask-Login `current_user.get_id()`, a
@@ -33,7 +33,7 @@ from flask import Flask, current_app
 from flask_sqlalchemy import SQLAlchemy
 
 from lsmigrate.server.config import DEFAULTS, resolve_settings
-from lsmigrate.server.crypto import SecretBox
+from lsmigrate.server.records.secrets import SecretBox
 from lsmigrate.shared.catalog import CatalogSource, load_catalog
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 
@@ -125,14 +125,14 @@ class LSMigrate:
             url_prefix=url_prefix,
             box=SecretBox(resolved["SECRET_KEY"]),
         )
-        from lsmigrate.server.models import resolve_models
+        from lsmigrate.server.db.models import resolve_models
 
         state.models = resolve_models(catalog, db)
         app.extensions[EXTENSION_KEY] = state
 
         from lsmigrate.server import blueprint, cli
-        from lsmigrate.server.extensions import cache
-        from lsmigrate.server.limits import rate_limits
+        from lsmigrate.server.api.limits import rate_limits
+        from lsmigrate.server.cache import cache
 
         cache.init_app(app, resolved)
         rate_limits.init_app(app, resolved)

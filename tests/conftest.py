@@ -13,8 +13,8 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from sqlalchemy import text
 
 from lsmigrate.server import create_app
-from lsmigrate.server.auth import issue_token
-from lsmigrate.server.extensions import db
+from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.db import db
 from tests.fixtures_services import PostgresServer, RedisServer
 from tests.migration_helpers import sqlite_app
 

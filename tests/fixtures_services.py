@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 
 from lsmigrate.server import create_app
-from lsmigrate.server.extensions import db
+from lsmigrate.server.db import db
 
 #: Debian's Chromium, for Playwright (it cannot download its own here), and its arguments.
 CHROMIUM = "/usr/bin/chromium"

@@ -13,8 +13,8 @@ from sqlalchemy import event
 
 from lsmigrate.demo.models import DemoBase
 from lsmigrate.server import create_app
-from lsmigrate.server.auth import issue_token
-from lsmigrate.server.extensions import db
+from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.db import db
 from lsmigrate.shared.canonical import digest, manifest_digest
 from tests.fixtures_services import PostgresServer, free_port
 

@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 
 from lsmigrate.demo.stores import STORES
 from lsmigrate.server import create_app
-from lsmigrate.server.auth import issue_token
+from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.db import db
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
 from tests.fixtures_services import RedisServer
 from tests.migration_helpers import (
     ALL_TABLES,

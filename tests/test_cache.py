@@ -14,8 +14,7 @@ from flask.testing import FlaskClient
 
 from lsmigrate.demo import records as user_records
 from lsmigrate.demo.records import records_changed, user_cache_key
-from lsmigrate.server.cache import Entry
-from lsmigrate.server.extensions import cache
+from lsmigrate.server.cache import Entry, cache
 from tests.fixtures_services import PostgresServer, RedisServer, free_port
 from tests.migration_helpers import API, TOKEN, batch_body, complete, migrate, open_session, put
 

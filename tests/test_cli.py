@@ -9,8 +9,8 @@ import pytest
 from flask import Flask
 
 from lsmigrate.server import create_app
-from lsmigrate.server.auth import user_from_token
-from lsmigrate.server.extensions import db
+from lsmigrate.server.api.auth import user_from_token
+from lsmigrate.server.db import db
 from tests.migration_helpers import API, batch_body, db_rows, migrate, open_session, put
 
 TASKS = [{"id": "t1", "title": "One", "updatedAt": "2024-01-01T00:00:00.000Z"}, {"id": "t2", "title": "Two"}]

@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from lsmigrate.server.openapi import OPERATIONS, openapi_path
+from lsmigrate.server.api.openapi import OPERATIONS, openapi_path
 
 _METHODS = {"get", "put", "post", "patch", "delete"}
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import current_app
 from flask.typing import ResponseReturnValue
 
+from lsmigrate.server.api.openapi import openapi_document
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.openapi import openapi_document
 
 bp = ApiBlueprint("docs", __name__, url_prefix="/api")
 

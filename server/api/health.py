@@ -7,8 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from lsmigrate.server.blueprint import ApiBlueprint
+from lsmigrate.server.db import db
 from lsmigrate.server.errors import error_response
-from lsmigrate.server.extensions import db
 
 bp = ApiBlueprint("health", __name__)
 

@@ -6,18 +6,18 @@ from flask import Flask, g, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
-from lsmigrate.server.auth import authenticate
+from lsmigrate.server.api.auth import authenticate
+from lsmigrate.server.api.bodies import load_body
 from lsmigrate.server.blueprint import ApiBlueprint
-from lsmigrate.server.conflicts import find_conflict, list_conflicts, resolve_conflict
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate, settings
 from lsmigrate.server.ingest import put_batch
-from lsmigrate.server.outcomes import conflict_policy
-from lsmigrate.server.payloads import load_body
-from lsmigrate.server.quarantine import list_quarantine
-from lsmigrate.server.rollback import rollback_session
+from lsmigrate.server.ingest.decide import conflict_policy
+from lsmigrate.server.records.quarantine import list_quarantine
 from lsmigrate.server.sessions import describe_session, find_session, open_session
-from lsmigrate.server.verification import complete_session
+from lsmigrate.server.sessions.conflicts import find_conflict, list_conflicts, resolve_conflict
+from lsmigrate.server.sessions.rollback import rollback_session
+from lsmigrate.server.sessions.verify import complete_session
 from lsmigrate.shared.protocol import MAX_SEQ, PROTOCOL_VERSION, CompleteRequest, ResolveRequest, SessionRequest
 
 bp = ApiBlueprint("migration", __name__, url_prefix="/api/migration")

@@ -44,7 +44,7 @@ target_db = current_app.extensions['migrate'].db
 def get_metadata():
     # lsmigrate's own tables, and the demo's, which this history has always created.
     from lsmigrate.demo.models import DemoBase
-    from lsmigrate.server.extensions import Base
+    from lsmigrate.server.db import Base
 
     return [Base.metadata, DemoBase.metadata]
 

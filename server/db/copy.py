@@ -30,7 +30,7 @@ from sqlalchemy import JSON, Connection, Table, insert
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 
-from lsmigrate.server.extensions import db
+from lsmigrate.server.db import db
 from lsmigrate.server.jsontext import dumps_bytes
 
 # The binary COPY format (psycopg's type name) of each PostgreSQL column type, by its DDL name. A table

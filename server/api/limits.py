@@ -33,9 +33,9 @@ from flask_limiter import Limiter, RateLimitExceeded
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from lsmigrate.server.auth import authenticate
+from lsmigrate.server.api.auth import authenticate
+from lsmigrate.server.cache import cache
 from lsmigrate.server.errors import Unauthorized, error_response
-from lsmigrate.server.extensions import cache
 
 #: lsmigrate's blueprints whose routes are never limited: the health check, and what the page loads.
 EXEMPT_BLUEPRINTS = frozenset({"lsmigrate.health", "lsmigrate.runtime"})

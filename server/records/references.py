@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from lsmigrate.server.db import db
+from lsmigrate.server.db.sql import among
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.outcomes import Batch, Record
-from lsmigrate.server.sets import among
+
+if TYPE_CHECKING:
+    # Types only: importing lsmigrate.server.ingest here would import its plan, which imports this module.
+    from lsmigrate.server.ingest.decide import Batch, Record
 
 
 def check_references(batch: Batch, records: list[Record]) -> None:

@@ -19,14 +19,14 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from lsmigrate.server.crypto import SecretBox, secret_box
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord
 from lsmigrate.server.errors import Conflict, NotFound
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord
-from lsmigrate.server.names import rename_taken
-from lsmigrate.server.quarantine import decrypt_secrets, mask_secrets, quarantine_row
-from lsmigrate.server.rows import db_row, fetch_images, secret_names, source_record, unique_name
+from lsmigrate.server.records.names import rename_taken
+from lsmigrate.server.records.quarantine import decrypt_secrets, mask_secrets, quarantine_row
+from lsmigrate.server.records.rows import db_row, fetch_images, secret_names, source_record, unique_name
+from lsmigrate.server.records.secrets import SecretBox, secret_box
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.stores import StoreSpec

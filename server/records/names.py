@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from lsmigrate.server.extensions import db
-from lsmigrate.server.rows import unique_name
+from lsmigrate.server.db import db
+from lsmigrate.server.records.rows import unique_name
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import StoreSpec
 

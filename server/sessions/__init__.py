@@ -1,5 +1,8 @@
 """Migration sessions: opening (or resuming) one, finding one for its user, describing it.
 
+Opening and finding are here; what ends a session is beside it: `verify` (completing it against
+the client's manifest), `conflicts` (resolving what a policy of `ask` left open), `rollback`.
+
 One user has at most one open session at a time (dry runs aside), so two tabs
 or devices never interleave their batches. The database enforces it: the
 partial unique index `uq_sessions_one_open_per_user` refuses a second open
@@ -32,10 +35,10 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry, MigrationBatch, MigrationConflict, MigrationSession
 from lsmigrate.server.errors import Conflict, Forbidden, NotFound
 from lsmigrate.server.extension import settings
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationBatch, MigrationConflict, MigrationSession
 from lsmigrate.shared.protocol import PROTOCOL_VERSION
 
 

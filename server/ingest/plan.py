@@ -1,4 +1,4 @@
-"""The plan of one batch: the lookups `outcomes` decides on, and the parameters of the statements that follow.
+"""The plan of one batch: the lookups `decide` decides on, and the parameters of the statements that follow.
 
 Per batch: one lookup of the rows the batch's ids name (a second only when
 some id is another user's), one lookup of the session's earlier ledger
@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from lsmigrate.server.crypto import secret_box
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry
-from lsmigrate.server.outcomes import (
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry
+from lsmigrate.server.db.sql import among
+from lsmigrate.server.ingest.decide import (
     FOREIGN,
     LIVE,
     SUPERSEDED,
@@ -32,11 +32,17 @@ from lsmigrate.server.outcomes import (
     Record,
     Row,
 )
-from lsmigrate.server.quarantine import UNSTORABLE, encrypt_secrets, has_unstorable_text, quarantine_row, storable
-from lsmigrate.server.references import check_references
-from lsmigrate.server.rows import db_row, fetch_images, local_version, source_record, stored_secrets
-from lsmigrate.server.rows import version_column as version_column_of
-from lsmigrate.server.sets import among
+from lsmigrate.server.records.quarantine import (
+    UNSTORABLE,
+    encrypt_secrets,
+    has_unstorable_text,
+    quarantine_row,
+    storable,
+)
+from lsmigrate.server.records.references import check_references
+from lsmigrate.server.records.rows import db_row, fetch_images, local_version, source_record, stored_secrets
+from lsmigrate.server.records.rows import version_column as version_column_of
+from lsmigrate.server.records.secrets import secret_box
 from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
 

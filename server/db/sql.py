@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from lsmigrate.server.extensions import db
+from lsmigrate.server.db import db
 
 
 def among(column: Any, values: Iterable[Any]) -> ColumnElement[bool]:

@@ -1,6 +1,6 @@
 """What becomes of each record of a batch (design §5), decided inside the batch's transaction.
 
-`plans` looks up what the batch's ids name, set-based, and hands each target
+`plan` looks up what the batch's ids name, set-based, and hands each target
 row's records to a `Decider`. The rules:
 
 - quarantined: the mapping refused the record, or it holds text PostgreSQL
@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lsmigrate.server.names import rename_taken
-from lsmigrate.server.rows import unique_name
+from lsmigrate.server.records.names import rename_taken
+from lsmigrate.server.records.rows import unique_name
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import CONFLICT_POLICIES, StoreSpec
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import marshmallow
 
 _FIXED_DATE = (2020, 1, 1, 0, 0, 0)
-_LSMIGRATE_ROOT = Path(__file__).resolve().parent.parent
+# Two levels above server/runtime/: the checkout, or the installed lsmigrate/ (shared/ and browser/ beside server/).
+_LSMIGRATE_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from sqlalchemy import JSON, BigInteger, Column, Integer, MetaData, Table, delet
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lsmigrate.demo.models import Environment, Task
-from lsmigrate.server.bulk import insert_rows
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationSession
+from lsmigrate.server.db import db
+from lsmigrate.server.db.copy import insert_rows
+from lsmigrate.server.db.models import LedgerEntry, MigrationSession
 from tests.fixtures_services import PostgresServer
 from tests.migration_helpers import before_statement, db_rows, recorded_statements, sqlite_app, terminate_backend
 

@@ -1,4 +1,7 @@
-"""lsmigrate's declarative base and column types, and the database it works in.
+"""The package of storage: lsmigrate's declarative base and column types, and the database it works in.
+
+The bottom of a batch's path. Beside what is here: `models` (lsmigrate's own tables), `copy`
+(binary COPY of many rows) and `sql` (`= ANY` over a batch's values).
 
 Models of lsmigrate's tables derive from `Base`, whose `metadata` is lsmigrate's
 own: a host app adds it to its Alembic `target_metadata`. The database session
@@ -18,8 +21,6 @@ from sqlalchemy import JSON, DateTime, Dialect, MetaData, Table, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
 from werkzeug.local import LocalProxy
-
-from lsmigrate.server.cache import RedisCache
 
 # JSON is JSONB on PostgreSQL; datetimes are always timezone-aware.
 JsonValue = JSON().with_variant(JSONB(), "postgresql")
@@ -59,4 +60,3 @@ else:
     db = LocalProxy(_app_db)
 standalone_db = SQLAlchemy(metadata=Base.metadata)
 migrate = Migrate()
-cache = RedisCache()

@@ -11,8 +11,8 @@ from flask import Flask
 from sqlalchemy import Table, insert, select
 
 from lsmigrate.demo.models import Task
-from lsmigrate.server.extensions import db
-from lsmigrate.server.sets import among
+from lsmigrate.server.db import db
+from lsmigrate.server.db.sql import among
 from tests.migration_helpers import recorded_statements, sqlite_app
 
 TASKS: Table = Task.__table__

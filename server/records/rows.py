@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import Date, DateTime, UniqueConstraint, Uuid, select
 
-from lsmigrate.server.crypto import SecretBox
-from lsmigrate.server.extensions import Moment, db
-from lsmigrate.server.sets import among
+from lsmigrate.server.db import Moment, db
+from lsmigrate.server.db.sql import among
+from lsmigrate.server.records.secrets import SecretBox
 from lsmigrate.shared.canonical import canonical_json
 from lsmigrate.shared.mapping import MappedRecord, secret_hint
 from lsmigrate.shared.stores import StoreSpec

@@ -26,10 +26,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from lsmigrate.server.crypto import SecretBox, secret_box
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import MigrationSession, QuarantinedRecord
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import MigrationSession, QuarantinedRecord
+from lsmigrate.server.records.secrets import SecretBox, secret_box
 from lsmigrate.shared.mapping import secret_hint
 from lsmigrate.shared.stores import StoreSpec
 

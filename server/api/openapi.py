@@ -4,7 +4,7 @@
 syntax), summary, request schema, and the schema of each response. The
 request schemas are the protocol's own (`lsmigrate.shared.protocol`), the
 ones the views load bodies with; the response schemas are in
-`lsmigrate.server.api_schemas`. Every error status is answered with the one
+`lsmigrate.server.api.schemas`. Every error status is answered with the one
 error envelope. tests/test_openapi.py checks that every route under /api is
 listed here, so a new route without a description fails the suite.
 """
@@ -20,7 +20,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema
 
-from lsmigrate.server import api_schemas as out
+from lsmigrate.server.api import schemas as out
 from lsmigrate.shared.protocol import (
     MAX_SEQ,
     PROTOCOL_VERSION,

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from lsmigrate.server.extensions import Base, JsonValue, Moment
+from lsmigrate.server.db import Base, JsonValue, Moment
 from lsmigrate.shared.stores import StoreCatalog
 
 # JSON whose None is SQL NULL ("no value"), not the JSON value null.

@@ -1,12 +1,12 @@
-"""Applying one batch of one store, in one transaction.
+"""Applying one batch of one store, in one transaction (PUT .../batches/SEQ): body → map → plan → decide → write.
 
 The server trusts nothing the client mapped: it re-checks every digest and
-maps the raw records again with the shared schemas; `outcomes` decides what
-becomes of each record. Writes are set-based, a handful of statements
-whatever the batch's size: one binary COPY of the new rows (`bulk`), one
-update (executemany) of the rows it overwrites, one insert each of
-quarantine and conflict rows, one COPY of the ledger, and the batch's own
-row. All of it commits together or not at all: a dropped
+maps the raw records again with the shared schemas; `plan` looks up what the
+batch's ids name and `decide` decides what becomes of each record. Writes
+are set-based, a handful of statements whatever the batch's size: one binary
+COPY of the new rows (`db.copy`), one update (executemany) of the rows it
+overwrites, one insert each of quarantine and conflict rows, one COPY of the
+ledger, and the batch's own row. All of it commits together or not at all: a dropped
 connection leaves nothing of the batch behind (503, send it again).
 
 A batch is idempotent: the same body under the same seq replays the stored
@@ -31,21 +31,21 @@ import psycopg
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from lsmigrate.server.bulk import insert_rows
-from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
-from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import (
+from lsmigrate.server.api.bodies import load_body
+from lsmigrate.server.db import db
+from lsmigrate.server.db.copy import insert_rows
+from lsmigrate.server.db.models import (
     LedgerEntry,
     MigrationBatch,
     MigrationConflict,
     MigrationSession,
     QuarantinedRecord,
 )
-from lsmigrate.server.outcomes import Batch
-from lsmigrate.server.payloads import load_body
-from lsmigrate.server.plans import Plan, plan_batch
-from lsmigrate.server.quarantine import may_hold_unstorable_text
+from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
+from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.ingest.decide import Batch
+from lsmigrate.server.ingest.plan import Plan, plan_batch
+from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.mapping import MappedRecord

@@ -27,10 +27,10 @@ from typing import Any
 
 from sqlalchemy import UniqueConstraint, bindparam, delete, select, update
 
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationConflict, MigrationSession
-from lsmigrate.server.rows import image_values
+from lsmigrate.server.records.rows import image_values
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
 

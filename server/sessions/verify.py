@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from lsmigrate.server.db import db
+from lsmigrate.server.db.models import LedgerEntry, MigrationSession
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.extensions import db
-from lsmigrate.server.models import LedgerEntry, MigrationSession
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
 

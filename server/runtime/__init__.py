@@ -1,4 +1,4 @@
-"""What the page loads from this server: the loader, Pyodide, and the wheels.
+"""What the page loads from this server: the loader, Pyodide, and the wheels (built by `wheels`).
 
 Pyodide comes from the pinned npm package under a versioned path so it can
 be cached for good; `.wasm` goes out as application/wasm so the browser can
@@ -18,13 +18,13 @@ from flask import url_for as flask_url_for
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.extension import current_lsmigrate, settings
-from lsmigrate.server.wheels import Wheel, browser_wheels, stores_wheel
+from lsmigrate.server.runtime.wheels import Wheel, browser_wheels, stores_wheel
 from lsmigrate.shared.catalog import module_reference, page_descriptor
 
 bp = ApiBlueprint("runtime", __name__, url_prefix="/lsmigrate")
 _PAGE = "lsmigrate_page"
 
-STATIC_DIR = Path(__file__).resolve().parent.parent / "browser" / "static"
+STATIC_DIR = Path(__file__).resolve().parents[2] / "browser" / "static"
 _MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
 _YEAR = 365 * 24 * 3600
 
