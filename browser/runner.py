@@ -40,9 +40,10 @@ from lsmigrate.browser.progress import Emit, Progress
 from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
 from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.envelopes import SourceError
+from lsmigrate.shared.protocol import OUTCOMES
 from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
 
-OUTCOME_COUNTS = ("inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded")
+OUTCOME_COUNTS = OUTCOMES
 #: Records mapped between two pauses: 30 to 50 ms in Pyodide for compact tasks (each pause costs a few ms).
 MAP_SLICE = 2000
 

@@ -34,7 +34,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from lsmigrate.server.config import DEFAULTS, resolve_settings
 from lsmigrate.server.records.secrets import SecretBox
-from lsmigrate.shared.catalog import CatalogSource, load_catalog
+from lsmigrate.shared.catalog import CatalogSource, load_catalog, page_descriptor
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 
 UserLoader = Callable[[], "str | None"]
@@ -52,6 +52,8 @@ class State:
     user_loader: UserLoader | None
     url_prefix: str
     box: SecretBox
+    #: How the page loads the same stores (`catalog.page_descriptor`), fixed at start-up.
+    page_stores: dict[str, str] = field(default_factory=dict)
     models: dict[str, Any] = field(default_factory=dict)
 
     def model_for(self, spec: StoreSpec) -> Any:
@@ -116,6 +118,9 @@ class LSMigrate:
                 "catalog file, or pass stores=... (see the README's 'Your stores')."
             )
         catalog = load_catalog(source)
+        from lsmigrate.server.db.models import resolve_models
+
+        models = resolve_models(catalog, db)
         state = State(
             db=db,
             catalog=catalog,
@@ -124,10 +129,11 @@ class LSMigrate:
             user_loader=user_id,
             url_prefix=url_prefix,
             box=SecretBox(resolved["SECRET_KEY"]),
+            # At start-up: a catalog the page cannot load (no module attribute) is refused now, and a
+            # declarative file is read once, the same text the server's catalog came from.
+            page_stores=page_descriptor(source),
+            models=models,
         )
-        from lsmigrate.server.db.models import resolve_models
-
-        state.models = resolve_models(catalog, db)
         app.extensions[EXTENSION_KEY] = state
 
         from lsmigrate.server import blueprint, cli

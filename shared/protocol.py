@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 PROTOCOL_VERSION = 1
+
+
+class Outcome(StrEnum):
+    """What became of a source record: the one vocabulary of the ledger, the answers and the page's report."""
+
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    QUARANTINED = "quarantined"
+    CONFLICT = "conflict"  # open: a policy of `ask` waits for the user
+    KEPT_SERVER = "kept_server"
+    SUPERSEDED = "superseded"
+
+
+#: Every outcome, in the report's order.
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+#: Outcomes that leave the record in a row or the quarantine, with nothing left to decide.
+ACCOUNTED = frozenset(OUTCOMES) - {Outcome.CONFLICT}
+#: Outcomes that hold a record's place in its session: at most one per target row.
+LIVE = (Outcome.INSERTED, Outcome.UPDATED, Outcome.UNCHANGED, Outcome.CONFLICT, Outcome.KEPT_SERVER)
+#: Outcomes whose record (the local version) is kept in the quarantine.
+QUARANTINED_LOCALLY = frozenset({Outcome.QUARANTINED, Outcome.SUPERSEDED, Outcome.KEPT_SERVER})
 
 #: The largest batch number: the server keeps it in a 32-bit column.
 MAX_SEQ = 2**31 - 1

@@ -132,3 +132,13 @@ def test_any_origin_is_never_given_credentials(make_app, auth) -> None:
     answer = app.test_client().get("/api/migration/config", headers={**auth("a"), "Origin": "https://x.example"})
     assert answer.headers["Access-Control-Allow-Origin"] == "*"
     assert "Access-Control-Allow-Credentials" not in answer.headers
+
+
+def test_a_catalog_the_page_cannot_load_is_refused_at_start_up() -> None:
+    from lsmigrate.shared.stores import StoreCatalog, StoreSpec
+
+    unnamed = StoreCatalog([StoreSpec(name="notes", key="notes")])  # no module holds it: the page could not
+    app = Flask(__name__)
+    app.config["LSMIGRATE_SECRET_KEY"] = "k" * 32
+    with pytest.raises(CatalogError, match="the page must load the same catalog"):
+        LSMigrate(app, db=db, stores=unnamed)

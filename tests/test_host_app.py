@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -224,3 +225,12 @@ def test_a_user_loader_that_returns_no_string_is_a_server_error_not_a_guess(host
     app.testing = False
     answer = app.test_client().get("/tools/api/migration/config")
     assert answer.status_code == 500
+
+
+def test_a_host_table_missing_a_fields_column_is_refused_at_start_up(host_database, tmp_path) -> None:
+    catalog = json.loads((Path(__file__).parent / "host_app" / "stores.json").read_text())
+    catalog["stores"][0]["fields"]["estimate"] = "number"  # no such column in the host's todos table
+    path = tmp_path / "stores.json"
+    path.write_text(json.dumps(catalog))
+    with pytest.raises(LookupError, match=r"store 'todos': table 'todos' has no column 'estimate'"):
+        create_host_app(host_database, str(path))

@@ -247,7 +247,7 @@
     for (const [key, counts] of Object.entries(verdict.counts || {})) {
       const entry = report.keys[key];
       if (!entry) continue;
-      for (const outcome of ["inserted", "updated", "unchanged", "quarantined", "conflict", "kept_server", "superseded"]) {
+      for (const outcome of CONFIG.outcomes) {
         entry[outcome] = counts[outcome] || 0;
       }
     }

@@ -8,7 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.db import db
-from lsmigrate.server.errors import error_response
+from lsmigrate.server.errors import ServiceUnavailable
 
 bp = ApiBlueprint("health", __name__)
 
@@ -18,7 +18,7 @@ def check_health() -> ResponseReturnValue:
     """Answer 200 when a query on the database succeeds, 503 otherwise."""
     try:
         db.session.execute(text("SELECT 1"))
-    except SQLAlchemyError:
+    except SQLAlchemyError as error:
         db.session.rollback()
-        return error_response(503, "database_unavailable", "The database cannot be reached.")
+        raise ServiceUnavailable("The database cannot be reached.") from error  # the envelope and Retry-After
     return {"status": "ok"}

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-_OUTCOMES = "inserted, updated, unchanged, quarantined, conflict, kept_server or superseded"
+from lsmigrate.shared.protocol import OUTCOMES
+
+_OUTCOMES = ", ".join(OUTCOMES[:-1]) + " or " + OUTCOMES[-1]
 
 
 class ErrorBody(Schema):

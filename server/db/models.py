@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lsmigrate.server.db import Base, JsonValue, Moment
-from lsmigrate.shared.stores import StoreCatalog
+from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 
 # JSON whose None is SQL NULL ("no value"), not the JSON value null.
 OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -100,8 +100,23 @@ def resolve_models(catalog: StoreCatalog, db: Any) -> dict[str, Any]:
                 f"store {spec.name!r}: table {spec.table!r} lacks lsmigrate's columns {missing}: derive its model "
                 "from lsmigrate.server.MigratedRecord"
             )
+        unmapped = sorted(columns_written(spec) - set(model.__table__.columns.keys()))
+        if unmapped:
+            raise LookupError(
+                f"store {spec.name!r}: table {spec.table!r} has no column {', '.join(map(repr, unmapped))}, which the "
+                "store's fields write (name the columns in 'columns', or add them to the model)"
+            )
         models[spec.name] = model
     return models
+
+
+def columns_written(spec: StoreSpec) -> set[str]:
+    """The columns a row of `spec` fills in a table of its own: its fields' (a secret's hint and ciphertext),
+    the derived ones, the document and key columns, found by mapping an empty record once."""
+    mapped = spec.mapper.map({}, key="", index=0, user_id="", migrated_at="1970-01-01T00:00:00.000000+00:00")
+    written = set(mapped.row or ())
+    written |= {f"{column.name}_encrypted" for column in spec.mapper.columns if column.secret}
+    return written
 
 
 #: The columns lsmigrate reads and writes in every table a store writes into.

@@ -22,6 +22,7 @@ deciding afresh; after three collisions in a row the answer is 409
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from lsmigrate.shared.protocol import BatchRequest
 
 _BATCH_REQUEST = BatchRequest()
 ATTEMPTS = 3
+_SQLITE_UNIQUE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 
 
 def _session_closed() -> Conflict:
@@ -185,7 +187,8 @@ def _is_collision(error: IntegrityError) -> bool:
     """True when a unique constraint refused the write (someone else wrote that key first)."""
     if isinstance(error.orig, psycopg.errors.UniqueViolation):
         return True
-    return "UNIQUE constraint failed" in str(error.orig)  # SQLite's wording
+    # SQLite's extended result code (Python 3.11+), not its message text.
+    return isinstance(error.orig, sqlite3.IntegrityError) and error.orig.sqlite_errorname in _SQLITE_UNIQUE
 
 
 def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any]:

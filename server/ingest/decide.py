@@ -39,7 +39,6 @@ from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import CONFLICT_POLICIES, StoreSpec
 
 #: Outcomes that hold a record's place in its session: at most one per target row.
-LIVE = ("inserted", "updated", "unchanged", "conflict", "kept_server")
 SUPERSEDED = {"code": "superseded", "field": "", "message": "a newer version of this record came in the session"}
 _KEPT_SERVER = {"code": "kept_server", "field": "", "message": "the user's row differs and was kept"}
 FOREIGN = {"code": "foreign_id", "field": "", "message": "the id and its relocated id belong to other users"}

@@ -24,7 +24,6 @@ from lsmigrate.server.db.models import LedgerEntry
 from lsmigrate.server.db.sql import among
 from lsmigrate.server.ingest.decide import (
     FOREIGN,
-    LIVE,
     SUPERSEDED,
     Batch,
     Claim,
@@ -45,6 +44,7 @@ from lsmigrate.server.records.rows import version_column as version_column_of
 from lsmigrate.server.records.secrets import secret_box
 from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
+from lsmigrate.shared.protocol import LIVE, QUARANTINED_LOCALLY
 
 
 @dataclass
@@ -115,7 +115,7 @@ def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dic
             else:
                 values = {name: value for name, value in row.items() if name not in ("id", "user_id")}
                 plan.updates.append({"b_id": target, "b_user": batch.user_id, **values})
-        if keep and record.outcome in ("quarantined", "superseded", "kept_server"):
+        if keep and record.outcome in QUARANTINED_LOCALLY:
             where = None if target is None else (table, target)
             plan.quarantine.append(
                 quarantine_row(spec, batch.owner, batch.key, index, record.raw, record.reasons, where)

@@ -36,7 +36,12 @@ IDENTITY = ("id", "user_id")
 
 def is_generic(model: Any) -> bool:
     """True for lsmigrate's generic table, where stores keep their records as documents."""
-    return "secrets_encrypted" in model.__table__.columns and "store" in model.__table__.columns
+    return _generic_image(model.__table__.columns)
+
+
+def _generic_image(names: Any) -> bool:
+    """True when `names` (an image, or a table's columns) are those of the generic table."""
+    return "secrets_encrypted" in names and "store" in names
 
 
 def db_row(
@@ -183,7 +188,7 @@ def fetch_images(model: Any, user_id: str, ids: Iterable[uuid.UUID]) -> dict[uui
 
 def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, Any]) -> Any:
     """The source record an image's row stands for, its secret fields taken from `secrets` (by column name)."""
-    if "secrets_encrypted" in picture and "store" in picture:  # the generic table: the record is `data`
+    if _generic_image(picture):  # the record is `data`
         data = picture["data"]
         if not isinstance(data, dict) or not (secrets or spec.references):
             return data
@@ -196,7 +201,7 @@ def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, A
 
 def secret_names(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
     """The image's stored secrets, each as its display hint (column name -> ghp_…abcd): nothing in clear."""
-    if "secrets_encrypted" in picture and "store" in picture:
+    if _generic_image(picture):
         return {name: secret_hint(value) for name, value in stored_secrets(spec, picture, box).items()}
     return {
         column.name: picture.get(f"{column.name}_hint") or "…"
@@ -207,7 +212,7 @@ def secret_names(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> di
 
 def stored_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
     """An image's secrets, decrypted (column name -> value)."""
-    if "secrets_encrypted" in picture and "store" in picture:
+    if _generic_image(picture):
         ciphertext = picture["secrets_encrypted"]
         decrypted: dict[str, str] = {} if ciphertext is None else json.loads(box.decrypt(ciphertext))
         return decrypted

@@ -19,7 +19,8 @@ from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.extension import current_lsmigrate, settings
 from lsmigrate.server.runtime.wheels import Wheel, browser_wheels, stores_wheel
-from lsmigrate.shared.catalog import module_reference, page_descriptor
+from lsmigrate.shared.catalog import module_reference
+from lsmigrate.shared.protocol import OUTCOMES
 
 bp = ApiBlueprint("runtime", __name__, url_prefix="/lsmigrate")
 _PAGE = "lsmigrate_page"
@@ -39,7 +40,7 @@ def _page() -> tuple[dict[str, Wheel], dict[str, str]]:
     """The wheels the page installs (lsmigrate's, and the stores module's) and how it finds the stores."""
     built: tuple[dict[str, Wheel], dict[str, str]] | None = current_app.extensions.get(_PAGE)
     if built is None:
-        descriptor = page_descriptor(current_lsmigrate().stores_source)
+        descriptor = current_lsmigrate().page_stores
         wheels = browser_wheels()
         reference = module_reference(descriptor.get("module"))
         if reference is not None:
@@ -65,6 +66,7 @@ def loader_config() -> dict[str, Any]:
     return {
         **current_lsmigrate().catalog.key_rules(),
         "stores": _page()[1],
+        "outcomes": list(OUTCOMES),
         "api": url_for("lsmigrate.migration.show_config").removesuffix("/config"),
         "pyodide": url_for("lsmigrate.runtime.pyodide_file", version=version, filename=""),
         "wheels": [

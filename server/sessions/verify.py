@@ -25,9 +25,10 @@ from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
+from lsmigrate.shared.protocol import ACCOUNTED
 
 # Outcomes that leave the record in a row or the quarantine, with nothing to decide.
-ACCOUNTED_OUTCOMES = frozenset({"inserted", "updated", "unchanged", "quarantined", "superseded", "kept_server"})
+ACCOUNTED_OUTCOMES = ACCOUNTED
 
 
 def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str]]]:
