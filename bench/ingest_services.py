@@ -99,10 +99,8 @@ class Services:
             "LSMIGRATE_SECRET_KEY": SECRET_KEY,
             "LSMIGRATE_INSTANCE_PATH": instance,
         }
-        self.env.pop("LSMIGRATE_DEMO", None)
-        # The demo's stores and tables, without its page and read API.
-        self.env["LSMIGRATE_STORES"] = "lsmigrate.demo.stores:STORES"
-        self.env["LSMIGRATE_MODELS"] = "lsmigrate.demo.models"
+        # The demo preset: its stores and tables, and its per-user read cache, which `complete` writes through.
+        self.env["LSMIGRATE_DEMO"] = "1"
         if profile_dir is not None:
             self.env["LSMIGRATE_BENCH_PROFILE_DIR"] = profile_dir
             self.env["LSMIGRATE_BENCH_GC_FREEZE"] = "1" if gc_freeze else ""

@@ -35,7 +35,7 @@ from flask_sqlalchemy import SQLAlchemy
 from lsmigrate.server.config import DEFAULTS, resolve_settings
 from lsmigrate.server.records.secrets import SecretBox
 from lsmigrate.shared.catalog import CatalogSource, load_catalog, page_descriptor
-from lsmigrate.shared.stores import StoreCatalog, StoreSpec
+from lsmigrate.shared.stores import CONFLICT_POLICIES, StoreCatalog, StoreSpec
 
 UserLoader = Callable[[], "str | None"]
 EXTENSION_KEY = "lsmigrate"
@@ -66,6 +66,17 @@ class State:
             if model.__tablename__ == table:
                 return model
         raise LookupError(f"No store writes into table {table!r} any more: the store catalog changed.")
+
+    def conflict_policy(self, spec: StoreSpec) -> str:
+        """The store's policy: the CONFLICT_POLICIES setting for its name, else the spec's own."""
+        policy: str = self.settings["CONFLICT_POLICIES"].get(spec.name, spec.conflict_policy)
+        if policy not in CONFLICT_POLICIES:
+            raise LookupError(f"CONFLICT_POLICIES[{spec.name!r}] is {policy!r}, not one of {CONFLICT_POLICIES}")
+        return policy
+
+    def policies(self) -> dict[str, str]:
+        """Every store's policy, by store name."""
+        return {spec.name: self.conflict_policy(spec) for spec in self.catalog}
 
     def spec_for_key(self, key: str) -> StoreSpec | None:
         """The spec of a localStorage key, or None for a key no store claims."""

@@ -12,7 +12,6 @@ from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate, settings
 from lsmigrate.server.ingest import put_batch
-from lsmigrate.server.ingest.decide import conflict_policy
 from lsmigrate.server.records.quarantine import list_quarantine
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.sessions.conflicts import find_conflict, list_conflicts, resolve_conflict
@@ -33,15 +32,14 @@ def _check_policies(state: BlueprintSetupState) -> None:
     # A CONFLICT_POLICIES entry naming no policy fails when the app is built, not on a user's batch.
     app: Flask = state.app  # type: ignore[assignment]
     with app.app_context():
-        for spec in current_lsmigrate().catalog:
-            conflict_policy(spec)
+        current_lsmigrate().policies()
 
 
 @bp.get("/config")
 def show_config() -> ResponseReturnValue:
     """The limits, the protocol version, and the stores with the conflict policies this server applies."""
     catalog = current_lsmigrate().catalog
-    policies = {spec.name: conflict_policy(spec) for spec in catalog}
+    policies = current_lsmigrate().policies()
     return {
         "protocol_version": PROTOCOL_VERSION,
         "limits": {
@@ -58,7 +56,7 @@ def _refuse_other_stores(page_version: str | None) -> None:
     if page_version is None:
         return
     catalog = current_lsmigrate().catalog
-    version = catalog.version({spec.name: conflict_policy(spec) for spec in catalog})
+    version = catalog.version(current_lsmigrate().policies())
     if page_version != version:
         raise Conflict(
             "The page was built for other stores than this server's: reload the page to get the current ones.",

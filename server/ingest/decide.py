@@ -1,7 +1,8 @@
-"""What becomes of each record of a batch (design §5), decided inside the batch's transaction.
+"""What becomes of each record of a batch (design §5): pure rules, no database and no app.
 
-`plan` looks up what the batch's ids name, set-based, and hands each target
-row's records to a `Decider`. The rules:
+`plan` looks up what the batch's ids name, set-based, inside the batch's
+transaction, and hands each target row's records to a `Decider` with the
+store's policy. The rules:
 
 - quarantined: the mapping refused the record, or it holds text PostgreSQL
   cannot store (`unstorable_text`).
@@ -22,8 +23,8 @@ row's records to a `Decider`. The rules:
   record's timestamp is newer than the row's, else `kept_server`: ties and
   records without a timestamp keep the row), keep_server, keep_local, or ask
   (`conflict`, open until resolved).
-- name_taken: a name another row of the user holds becomes "Name (2)"… with
-  warning `name_taken`, the original kept in metadata.original.
+(A name another row of the user holds, `name_taken`, needs the database:
+`records.names`, applied by `plan` to the rows the Decider writes.)
 """
 
 from __future__ import annotations
@@ -33,25 +34,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from lsmigrate.server.records.names import rename_taken
-from lsmigrate.server.records.rows import unique_name
 from lsmigrate.shared.mapping import MappedRecord
-from lsmigrate.shared.stores import CONFLICT_POLICIES, StoreSpec
+from lsmigrate.shared.stores import StoreSpec
 
 #: Outcomes that hold a record's place in its session: at most one per target row.
 SUPERSEDED = {"code": "superseded", "field": "", "message": "a newer version of this record came in the session"}
 _KEPT_SERVER = {"code": "kept_server", "field": "", "message": "the user's row differs and was kept"}
 FOREIGN = {"code": "foreign_id", "field": "", "message": "the id and its relocated id belong to other users"}
-
-
-def conflict_policy(spec: StoreSpec) -> str:
-    """The store's policy: app config CONFLICT_POLICIES[store name], else the spec's own."""
-    from lsmigrate.server.extension import settings
-
-    policy: str = settings()["CONFLICT_POLICIES"].get(spec.name, spec.conflict_policy)
-    if policy not in CONFLICT_POLICIES:
-        raise LookupError(f"CONFLICT_POLICIES[{spec.name!r}] is {policy!r}, not one of {CONFLICT_POLICIES}")
-    return policy
 
 
 @dataclass(frozen=True)
@@ -131,9 +120,9 @@ def _local_wins(policy: str, local: datetime | None, server: datetime | None) ->
 class Decider:
     """Decides each target row's records; collects what the plan needs besides: images, claims given up."""
 
-    def __init__(self, batch: Batch) -> None:
+    def __init__(self, batch: Batch, policy: str) -> None:
         self.batch = batch
-        self.policy = conflict_policy(batch.spec)
+        self.policy = policy
         self.superseded: list[Claim] = []
         self.closed_conflicts: list[tuple[str, int]] = []
         self.images_wanted: set[uuid.UUID] = set()
@@ -196,11 +185,3 @@ class Decider:
                 self.images_wanted.add(target)
             else:
                 winner.outcome, winner.reasons = "kept_server", [_KEPT_SERVER]
-
-    def name_rows(self, writers: list[Record]) -> None:
-        batch = self.batch
-        writes = [(record.target_id, record.mapped) for record in writers if record.target_id is not None]
-        for record, renamed in zip(writers, rename_taken(batch.spec, batch.model, batch.user_id, writes), strict=True):
-            if renamed is not None:
-                record.mapped = renamed
-                record.warnings.append({"code": "name_taken", "field": unique_name(batch.spec, batch.model)[1]})  # type: ignore[index]

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry
 from lsmigrate.server.db.sql import among
+from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.ingest.decide import (
     FOREIGN,
     SUPERSEDED,
@@ -31,6 +32,7 @@ from lsmigrate.server.ingest.decide import (
     Record,
     Row,
 )
+from lsmigrate.server.records.names import rename_taken
 from lsmigrate.server.records.quarantine import (
     UNSTORABLE,
     encrypt_secrets,
@@ -39,7 +41,14 @@ from lsmigrate.server.records.quarantine import (
     storable,
 )
 from lsmigrate.server.records.references import check_references
-from lsmigrate.server.records.rows import db_row, fetch_images, local_version, source_record, stored_secrets
+from lsmigrate.server.records.rows import (
+    db_row,
+    fetch_images,
+    local_version,
+    source_record,
+    stored_secrets,
+    unique_name,
+)
 from lsmigrate.server.records.rows import version_column as version_column_of
 from lsmigrate.server.records.secrets import secret_box
 from lsmigrate.shared.ids import relocated_id
@@ -183,13 +192,25 @@ def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
     }
 
 
+def _name_rows(batch: Batch, writers: list[Record]) -> None:
+    """A name another row of the user holds becomes "Name (2)"… (warning `name_taken`, the original kept)."""
+    writes = [(record.target_id, record.mapped) for record in writers if record.target_id is not None]
+    for record, renamed in zip(writers, rename_taken(batch.spec, batch.model, batch.user_id, writes), strict=True):
+        if renamed is not None:
+            record.mapped = renamed
+            named = unique_name(batch.spec, batch.model)
+            assert named is not None  # only a table with a unique name renames
+            record.warnings.append({"code": "name_taken", "field": named[1]})
+
+
 def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, check_text: bool = True) -> Plan:
     """Decide every record of the batch against the database and the session's ledger.
 
     `check_text=False` says no record can hold text PostgreSQL cannot store (the body had no escape
     that could make one: `may_hold_unstorable_text`), which spares looking through every record.
     """
-    decider, spec, user_id = Decider(batch), batch.spec, batch.user_id
+    decider = Decider(batch, current_lsmigrate().conflict_policy(batch.spec))
+    spec, user_id = batch.spec, batch.user_id
     every: list[Record] = []
     pending: list[Record] = []
     for one, raw in zip(mapped, records, strict=True):
@@ -223,6 +244,6 @@ def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, 
         row = rows.get(target)
         decider.decide(target, group, claims.get(target), row if row is not None and row.user_id == user_id else None)
     writes = [record for record in pending if record.write is not None]
-    decider.name_rows(writes)
+    _name_rows(batch, writes)
     check_references(batch, writes)
     return _finish(decider, every, fetch_images(batch.model, user_id, decider.images_wanted))

@@ -54,11 +54,12 @@ def db_row(
 ) -> dict[str, Any]:
     """The row of a mapped record in `model`'s table, written by session `owner[0]` for user `owner[1]`."""
     assert mapped.row is not None
-    if model is not None and is_generic(model):
+    generic, moments = _layout(model)  # one cached lookup per record: this runs for every row written
+    if generic:
         return _generic_row(spec, mapped, row_id, owner, box)
     row = dict(mapped.row)
     row["id"] = row_id
-    for name, as_date in _moment_columns(model).items():
+    for name, as_date in moments:
         value = row.get(name)
         if isinstance(value, str):  # a Timestamp field's ISO text, as the shared mapping writes it
             moment = datetime.fromisoformat(value)
@@ -76,15 +77,17 @@ def db_row(
 
 
 @functools.cache
-def _moment_columns(model: Any) -> dict[str, bool]:
-    """The model's date and time columns (name -> True for a plain date); created_at and updated_at always."""
+def _layout(model: Any) -> tuple[bool, tuple[tuple[str, bool], ...]]:
+    """(whether `model` is the generic table, its date and time columns as (name, a plain date?)); without
+    a model, created_at and updated_at."""
     found = {"created_at": False, "updated_at": False}
-    if model is not None:
-        for column in model.__table__.columns:
-            kind = getattr(column.type, "impl", column.type)
-            if isinstance(kind, DateTime | Date):
-                found[column.name] = not isinstance(kind, DateTime)
-    return found
+    if model is None:
+        return False, tuple(found.items())
+    for column in model.__table__.columns:
+        kind = getattr(column.type, "impl", column.type)
+        if isinstance(kind, DateTime | Date):
+            found[column.name] = not isinstance(kind, DateTime)
+    return is_generic(model), tuple(found.items())
 
 
 def _generic_row(
