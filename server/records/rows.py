@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -54,16 +54,15 @@ def db_row(
 ) -> dict[str, Any]:
     """The row of a mapped record in `model`'s table, written by session `owner[0]` for user `owner[1]`."""
     assert mapped.row is not None
-    generic, moments = _layout(model)  # one cached lookup per record: this runs for every row written
+    generic, typed = _layout(model)  # one cached lookup per record: this runs for every row written
     if generic:
         return _generic_row(spec, mapped, row_id, owner, box)
     row = dict(mapped.row)
     row["id"] = row_id
-    for name, as_date in moments:
+    for name, kind in typed:
         value = row.get(name)
-        if isinstance(value, str):  # a Timestamp field's ISO text, as the shared mapping writes it
-            moment = datetime.fromisoformat(value)
-            row[name] = moment.date() if as_date else moment
+        if isinstance(value, str):  # the shared mapping's JSON text: a Timestamp's ISO time, a reference's id
+            row[name] = _FROM_TEXT[kind](value)
     row["user_id"] = owner[1]
     row["source_digest"] = mapped.digest
     row["migration_session_id"] = owner[0]
@@ -76,17 +75,28 @@ def db_row(
     return row
 
 
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {
+    "datetime": datetime.fromisoformat,
+    "date": lambda text: datetime.fromisoformat(text).date(),
+    "uuid": uuid.UUID,
+}
+
+
 @functools.cache
-def _layout(model: Any) -> tuple[bool, tuple[tuple[str, bool], ...]]:
-    """(whether `model` is the generic table, its date and time columns as (name, a plain date?)); without
-    a model, created_at and updated_at."""
-    found = {"created_at": False, "updated_at": False}
+def _layout(model: Any) -> tuple[bool, tuple[tuple[str, str], ...]]:
+    """(whether `model` is the generic table, the columns whose value the mapping gives as text but the
+    column takes typed, as (name, datetime | date | uuid)); without a model, created_at and updated_at."""
+    found = {"created_at": "datetime", "updated_at": "datetime"}
     if model is None:
         return False, tuple(found.items())
     for column in model.__table__.columns:
         kind = getattr(column.type, "impl", column.type)
-        if isinstance(kind, DateTime | Date):
-            found[column.name] = not isinstance(kind, DateTime)
+        if isinstance(kind, DateTime):
+            found[column.name] = "datetime"
+        elif isinstance(kind, Date):
+            found[column.name] = "date"
+        elif isinstance(kind, Uuid) and column.name not in IDENTITY and column.name != "migration_session_id":
+            found[column.name] = "uuid"
     return is_generic(model), tuple(found.items())
 
 
@@ -141,16 +151,24 @@ def local_version(spec: StoreSpec, mapped: MappedRecord) -> datetime | None:
     return datetime.fromisoformat(mapped.row[column])
 
 
+@functools.cache
+def unique_per_user(model: Any) -> tuple[str, ...]:
+    """The columns a user's rows may not share (a unique constraint on user_id and that one column): the one
+    rule that says which values (an environment's name) ingest renames and rollback must not restore twice."""
+    found = []
+    for constraint in model.__table__.constraints:
+        if isinstance(constraint, UniqueConstraint) and len(constraint.columns) == 2:
+            names = [column.name for column in constraint.columns if column.name != "user_id"]
+            if len(names) == 1:
+                found.append(names[0])
+    return tuple(found)
+
+
 def unique_name(spec: StoreSpec, model: Any) -> tuple[str, str] | None:
     """(column, source field) of a record field unique per user (an environment's name); None without one."""
     fields = {column.name: column.source_key for column in spec.mapper.columns}
-    for constraint in model.__table__.constraints:
-        if isinstance(constraint, UniqueConstraint):
-            names = {column.name for column in constraint.columns} - {"user_id"}
-            if len(constraint.columns) == 2 and len(names) == 1 and next(iter(names)) in fields:
-                column = next(iter(names))
-                return column, fields[column]
-    return None
+    column = next((name for name in unique_per_user(model) if name in fields), None)
+    return None if column is None else (column, fields[column])
 
 
 def image(model: Any, row: Any) -> dict[str, Any]:

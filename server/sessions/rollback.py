@@ -25,12 +25,12 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.records.rows import image_values
+from lsmigrate.server.records.rows import image_values, unique_per_user
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
 
@@ -57,12 +57,9 @@ def _relied_on(session: MigrationSession, table: str, ids: list[uuid.UUID]) -> s
 def _names_taken(model: Any, user_id: str, restored: list[dict[str, Any]], leaving: set[uuid.UUID]) -> set[uuid.UUID]:
     """Ids of rows whose pre-image holds a per-user unique value (a name) another row holds now, one staying."""
     table, clashes = model.__table__, set()
-    for constraint in table.constraints:
-        names = [column.name for column in getattr(constraint, "columns", ()) if column.name != "user_id"]
-        if not isinstance(constraint, UniqueConstraint) or len(names) != 1 or len(constraint.columns) != 2:
-            continue
-        column = table.c[names[0]]
-        wanted = {values[names[0]]: values["b_id"] for values in restored}
+    for name in unique_per_user(model):
+        column = table.c[name]
+        wanted = {values[name]: values["b_id"] for values in restored}
         query = select(column, table.c.id).where(table.c.user_id == user_id, column.in_(list(wanted)))
         for value, holder in db.session.execute(query):
             if holder != wanted[value] and holder not in leaving:
