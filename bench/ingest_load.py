@@ -2,9 +2,11 @@
 
 Everything a client sends is built before the clock starts (`prepare`): one
 user and one open session per client, every batch body encoded to bytes with
-its records' digests (lsmigrate.shared.canonical), the manifest for
-`complete`. The timed part (`upload`) is only sockets: each client thread
-holds one keep-alive connection (or, with `reconnect`, one per batch), sends
+its records' digests (lsmigrate.shared.canonical), the key's remainder
+(what no store claims in it: the demo's `selectedTaskId`) and the manifest
+for `complete`, both from the key read whole (`lsmigrate.shared.keys`). The
+timed part (`upload`) is only sockets: each client thread holds one
+keep-alive connection (or, with `reconnect`, one per batch), sends
 its batches one after another, then completes its session; responses are
 kept as bytes and checked after the clock stops (`check`), so the load
 generator, which shares the cores with the server, spends as little CPU as
@@ -20,7 +22,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lsmigrate.shared.canonical import digest, manifest_digest
+from lsmigrate.demo.stores import STORES
+from lsmigrate.shared.canonical import digest
+from lsmigrate.shared.keys import split_key
 
 KEY = "task-store"
 Response = tuple[int, bytes]
@@ -39,6 +43,7 @@ class Client:
     token: str
     records: int
     batches: list[tuple[str, bytes]] = field(default_factory=list)  # (path, body) of each PUT
+    remainder: tuple[str, bytes] = ("", b"")
     complete: tuple[str, bytes] = ("", b"")
     session_id: str = ""
     responses: list[Response] = field(default_factory=list)
@@ -81,15 +86,19 @@ def prepare(base_url: str, tokens: dict[str, str], chunks: list[list[Any]], batc
         client.session_id = json.loads(body)["session_id"]
         digests = [digest(record) for record in records]
         prefix = f"/api/migration/sessions/{client.session_id}"
+        raw = encode_json({"state": {"tasks": records, "selectedTaskId": "task-1"}, "version": 0}).decode("utf-8")
+        whole = split_key(KEY, raw, STORES.stores_for_key(KEY))
         for seq, offset in enumerate(range(0, len(records), batch)):
             payload = {
                 "key": KEY,
+                "store": "tasks",
                 "offset": offset,
                 "records": records[offset : offset + batch],
                 "digests": digests[offset : offset + batch],
             }
             client.batches.append((f"{prefix}/batches/{seq}", encode_json(payload)))
-        manifest = {KEY: {"count": len(records), "digest": manifest_digest(digests)}}
+        client.remainder = (f"{prefix}/remainders", encode_json({"key": KEY, "remainder": whole.remainder}))
+        manifest = {KEY: whole.manifest(digests)}
         client.complete = (f"{prefix}/complete", encode_json({"manifest": manifest}))
         clients.append(client)
     return clients
@@ -108,6 +117,7 @@ def _run(
             client.latencies.append(time.perf_counter() - sent)
             if reconnect:
                 connection.close()  # the next request connects again (http.client's auto_open)
+        client.responses.append(_request(connection, client, "PUT", *client.remainder))
         client.completed = _request(connection, client, "POST", *client.complete)
         connection.close()
     except BaseException as error:  # reported by upload(), in the main thread
@@ -154,7 +164,10 @@ def upload(base_url: str, clients: list[Client], reconnect: bool = False) -> Tim
 def check(clients: list[Client]) -> None:
     """Every batch inserted all its records, and every session verified with its key deletable."""
     for client in clients:
-        for (path, body), (status, answer) in zip(client.batches, client.responses, strict=True):
+        *batches, (status, answer) = client.responses
+        if status != 200:
+            raise RuntimeError(f"PUT {client.remainder[0]} answered {status}: {answer[:300]!r}")
+        for (path, body), (status, answer) in zip(client.batches, batches, strict=True):
             sent = len(json.loads(body)["records"])
             if status != 200:
                 raise RuntimeError(f"PUT {path} answered {status}: {answer[:300]!r}")
@@ -165,5 +178,6 @@ def check(clients: list[Client]) -> None:
         if status != 200:
             raise RuntimeError(f"complete of {client.user} answered {status}: {answer[:300]!r}")
         verdict = json.loads(answer)
-        if not verdict.get("verified") or verdict.get("deletable_keys") != [KEY]:
+        stripped = verdict.get("deletable_keys") == [KEY] and verdict.get("cleanup") == {KEY: "strip"}
+        if not verdict.get("verified") or not stripped:
             raise RuntimeError(f"complete of {client.user} did not verify {KEY}: {verdict}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsmigrate.browser.progress import Emit
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
-from lsmigrate.browser.runner import Host, Options, run_migration
+from lsmigrate.browser.runner import Host, Options, finish_migration, run_migration
 from lsmigrate.shared.catalog import catalog_from_descriptor
 
 # mypy checks the Pyodide branch, against the declarations in typings/ (js, pyodide).
@@ -43,6 +43,10 @@ class LocalStorage:
         """The raw value of a key, or None."""
         value = localStorage.getItem(key)
         return None if value is None else str(value)
+
+    def set(self, key: str, value: str) -> None:
+        """Write a key."""
+        localStorage.setItem(key, value)
 
     def remove(self, key: str) -> None:
         """Delete a key."""
@@ -143,31 +147,49 @@ def _emitter(callback: Any) -> Emit:
     return emit
 
 
+def _host_and_options(options: dict[str, Any], callback: Any, host: Any) -> tuple[Host, Options]:
+    retry = options.get("retry", {})
+    return (
+        Host(
+            LocalStorage(),
+            fetch_sender(options["api"], options["token"]),
+            _emitter(callback),
+            HostBackups(host),
+            PagePacing(host),
+        ),
+        Options(
+            catalog=catalog_from_descriptor(options["stores"]),
+            batch_size=int(options.get("batchSize", 500)),
+            dry_run=bool(options.get("dryRun", False)),
+            retry=RetryPolicy(
+                attempts=int(retry.get("attempts", 8)),
+                base=float(retry.get("base", 0.5)),
+                cap=float(retry.get("cap", 30.0)),
+            ),
+        ),
+    )
+
+
+def _failed(error: Exception) -> dict[str, Any]:
+    traceback.print_exc()
+    return {"state": "failed", "error": {"code": "runner_error", "message": f"{type(error).__name__}: {error}"}}
+
+
 async def run(options_json: str, callback: Any, host: Any) -> str:
     """Run one migration with the loader's options and host; returns the report as JSON."""
-    options = json.loads(options_json)
-    retry = options.get("retry", {})
     try:
-        report = await run_migration(
-            Host(
-                LocalStorage(),
-                fetch_sender(options["api"], options["token"]),
-                _emitter(callback),
-                HostBackups(host),
-                PagePacing(host),
-            ),
-            Options(
-                catalog=catalog_from_descriptor(options["stores"]),
-                batch_size=int(options.get("batchSize", 500)),
-                dry_run=bool(options.get("dryRun", False)),
-                retry=RetryPolicy(
-                    attempts=int(retry.get("attempts", 8)),
-                    base=float(retry.get("base", 0.5)),
-                    cap=float(retry.get("cap", 30.0)),
-                ),
-            ),
+        report = await run_migration(*_host_and_options(json.loads(options_json), callback, host))
+    except Exception as error:  # noqa: BLE001 - reported to the page, traceback to the console
+        report = _failed(error)
+    return json.dumps(report)
+
+
+async def finish(options_json: str, report_json: str, callback: Any, host: Any) -> str:
+    """Verify the last run's session again (its conflicts resolved) and clean up what it now lists."""
+    try:
+        report = await finish_migration(
+            *_host_and_options(json.loads(options_json), callback, host), json.loads(report_json)
         )
     except Exception as error:  # noqa: BLE001 - reported to the page, traceback to the console
-        traceback.print_exc()
-        report = {"state": "failed", "error": {"code": "runner_error", "message": f"{type(error).__name__}: {error}"}}
+        report = _failed(error)
     return json.dumps(report)

@@ -13,10 +13,15 @@ A round migrates a set of keys in one server session:
   a checkpoint saved (client session id, backup id, acknowledged batches)
   before the first upload; a backup that fails ends the run before anything
   is sent;
-- batches go up in a fixed order (keys sorted, `batch_size` records each),
-  each sent until answered (see `retries`) and checkpointed once acknowledged;
-- `complete` verifies; only the keys it lists, and only if their value still
-  equals the backed-up one, are removed.
+- each key is read whole (`lsmigrate.shared.keys.split_key`): its stores'
+  records, and its remainder (what no store claims);
+- batches go up in a fixed order (referenced stores first, keys sorted, the
+  stores of a key in catalog order, `batch_size` records each), each sent
+  until answered (see `retries`) and checkpointed once acknowledged; then each
+  key's remainder;
+- `complete` verifies the whole key; only the keys it lists, and only if their
+  value still equals the backed-up one, are cleaned up: deleted, or stripped
+  of their migrated records (every other byte left as it was).
 
 A run that finds a checkpoint resumes it: same client session id (the server
 answers with the batches it acknowledged, which are skipped), the values read
@@ -38,8 +43,8 @@ from typing import Any, Protocol
 
 from lsmigrate.browser.progress import Emit, Progress
 from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
-from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.envelopes import SourceError
+from lsmigrate.shared.keys import DELETE, STRIP, SplitKey, split_key, strip_edits, strip_text
 from lsmigrate.shared.protocol import OUTCOMES
 from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
 
@@ -53,6 +58,7 @@ class Storage(Protocol):
 
     def keys(self) -> list[str]: ...
     def get(self, key: str) -> str | None: ...
+    def set(self, key: str, value: str) -> None: ...
     def remove(self, key: str) -> None: ...
 
 
@@ -109,9 +115,12 @@ class MigrationFailed(Exception):
 
 @dataclass
 class _Source:
+    """One store's records in one key; `offset` is where they start among the key's records."""
+
     key: str
     spec: StoreSpec
     records: list[Any]
+    offset: int = 0
     digests: list[str] = field(default_factory=list)
 
 
@@ -123,6 +132,14 @@ class _Round:
     sources: list[_Source]
     checkpoint: dict[str, Any]
     resumed: bool
+    splits: dict[str, SplitKey] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        """What `complete` is asked: per key, its records' count and digests, its stores, its remainder."""
+        digests: dict[str, list[str]] = {key: [] for key in self.splits}
+        for source in sorted(self.sources, key=lambda source: (source.key, source.offset)):
+            digests[source.key].extend(source.digests)
+        return {key: split.manifest(digests[key]) for key, split in self.splits.items()}
 
 
 def _key_report(found: int) -> dict[str, Any]:
@@ -185,6 +202,24 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
     return report
 
 
+async def finish_migration(host: Host, options: Options, report: dict[str, Any]) -> dict[str, Any]:
+    """After the open conflicts of a finished run were resolved: verify its session again and clean up the keys
+    `complete` now lists, each only while it holds the backed-up value. A MigrationFailed leaves everything."""
+    if not report.get("session_id") or not report.get("manifest") or report.get("dry_run"):
+        return report
+    progress = Progress(host.emit, host.pacing.now)
+    try:
+        server = _Server(host, options, progress)
+        verdict = await server.call(
+            "POST", f"/sessions/{report['session_id']}/complete", {"manifest": report["manifest"]}
+        )
+        values = await host.backups.values(report["backup_id"])
+        clean_up(host.storage, options.catalog, values, verdict, report)
+    except MigrationFailed as error:
+        report["finish_error"] = {"code": error.code, "message": error.message, "details": error.details}
+    return report
+
+
 async def _check_stores(host: Host, options: Options, progress: Progress) -> str:
     """The stores version page and server share; refused when the server's stores differ (they would map
     differently)."""
@@ -240,25 +275,33 @@ async def _plan_round(
     await host.pacing.breathe()  # reading megabytes out of localStorage and parsing them: two tasks, not one
     progress.start("extract", len(values))
     sources = []
+    splits: dict[str, SplitKey] = {}
     for key, raw in values.items():
-        spec = spec_for_key(key)
-        if spec is None:  # a backed-up key this version no longer migrates
+        stores = options.catalog.stores_for_key(key)
+        if not stores:  # a backed-up key this version no longer migrates
             progress.advance(1)
             continue
         try:
-            extracted = spec.extract(key, raw)
+            split = split_key(key, raw, stores)
         except SourceError as error:
             report["errors"].append(error.as_dict())
             report["keys"][key] = {"found": None, "error": str(error), "cleaned_up": False}
             continue
         finally:
             progress.advance(1)
-        sources.append(_Source(key, spec, extracted.records))
-        report["keys"][key] = _key_report(len(extracted.records))
-        if extracted.warnings:
-            report["keys"][key]["source_warnings"] = extracted.warnings
+        splits[key] = split
+        offset = 0
+        for spec in stores:
+            records = split.records[spec.name]
+            sources.append(_Source(key, spec, records, offset))
+            offset += len(records)
+        report["keys"][key] = _key_report(offset)
+        if len(stores) > 1:
+            report["keys"][key]["stores"] = {name: len(records) for name, records in split.records.items()}
+        if split.warnings:
+            report["keys"][key]["source_warnings"] = split.warnings
         await host.pacing.breathe()
-    if not sources:
+    if not splits:
         return None
     depth = options.catalog.upload_order()
     sources.sort(key=lambda source: depth[source.spec.name])  # referenced stores first; keys in order otherwise
@@ -268,11 +311,11 @@ async def _plan_round(
             "client_session_id": str(uuid.uuid4()),
             "backup_id": None,
             "batch_size": options.batch_size,
-            "keys": [source.key for source in sources],
+            "keys": sorted(splits),
             "session_id": None,
             "acknowledged": [],
         }
-    return _Round(values, sources, checkpoint, resumed)
+    return _Round(values, sources, checkpoint, resumed, splits)
 
 
 async def _withdraw(host: Host, options: Options, progress: Progress, checkpoint: dict[str, Any]) -> None:
@@ -312,7 +355,7 @@ async def _map(host: Host, progress: Progress, sources: list[_Source], report: d
             warnings += sum(len(record.warnings) for record in mapped)
             progress.advance(len(mapped))
             await host.pacing.breathe()
-        report["keys"][source.key]["warnings"] = warnings
+        report["keys"][source.key]["warnings"] += warnings
 
 
 async def _back_up(host: Host, plan: _Round, report: dict[str, Any]) -> None:
@@ -349,36 +392,74 @@ async def _run_round(
     report["session_id"] = session["session_id"]
     if session["status"] != "verified":
         await _upload(host, server, plan, progress, session, options)
+        for key, split in plan.splits.items():  # idempotent: a resumed round sends them again
+            body = {"key": key, "remainder": split.remainder}
+            await server.call("PUT", f"/sessions/{session['session_id']}/remainders", body, plan=plan)
 
-    manifest = {
-        source.key: {"count": len(source.records), "digest": manifest_digest(source.digests)} for source in plan.sources
-    }
+    manifest = plan.manifest()
     report["manifest"] = manifest  # what `complete` is asked again once open conflicts are resolved
     total = sum(len(source.records) for source in plan.sources)
     progress.start("verify", total)
     verdict = await server.call("POST", f"/sessions/{session['session_id']}/complete", {"manifest": manifest})
     progress.advance(total)
-    for key, counts in verdict.get("counts", {}).items():
-        report["keys"][key].update({outcome: counts.get(outcome, 0) for outcome in OUTCOME_COUNTS})
-
-    progress.start("cleanup", len(plan.sources))
-    rewritten = []
-    for key in verdict["deletable_keys"] if not options.dry_run else []:
-        current = host.storage.get(key)
-        if current == plan.values.get(key):
-            host.storage.remove(key)
-            report["keys"][key]["cleaned_up"] = True
-        elif current is not None:
-            # The app wrote the key after we read it: what it holds now has not been migrated. Keep it.
-            report["keys"][key]["rewritten"] = True
-            rewritten.append(key)
-        else:
-            report["keys"][key]["gone"] = True  # the app removed it meanwhile; nothing of ours to remove
-    for key, why in verdict.get("kept_keys", {}).items():
-        report["keys"][key]["kept"] = why
-    progress.advance(len(plan.sources))
+    progress.start("cleanup", len(plan.splits))
+    _count(verdict, report)
+    rewritten = [] if options.dry_run else clean_up(host.storage, options.catalog, plan.values, verdict, report)
+    progress.advance(len(plan.splits))
     if not options.dry_run:
         await host.backups.clear_checkpoint()
+    return rewritten
+
+
+def _count(verdict: dict[str, Any], report: dict[str, Any]) -> None:
+    """The outcome counts `complete` answered, and why it keeps keys, into the report's keys."""
+    for key, counts in verdict.get("counts", {}).items():
+        if key in report["keys"]:
+            report["keys"][key].update({outcome: counts.get(outcome, 0) for outcome in OUTCOME_COUNTS})
+    for key, why in verdict.get("kept_keys", {}).items():
+        if key in report["keys"]:
+            report["keys"][key]["kept"] = why
+
+
+def clean_up(
+    storage: Storage, catalog: StoreCatalog, values: dict[str, str], verdict: dict[str, Any], report: dict[str, Any]
+) -> list[str]:
+    """Clean up the keys `complete` lists, each only while it still holds the backed-up value (compare and set):
+    deleted, or stripped of its migrated records with every other byte as it was; the rest reported kept.
+    Returns the keys the app rewrote meanwhile (what they hold now has not been migrated)."""
+    _count(verdict, report)
+    rewritten = []
+    for key in verdict["deletable_keys"]:
+        entry, raw = report["keys"].get(key), values.get(key)
+        if entry is None or raw is None or entry.get("cleaned_up"):
+            continue
+        current = storage.get(key)
+        if current is None:
+            entry["gone"] = True  # the app removed it meanwhile; nothing of ours to remove
+            continue
+        if current != raw:
+            # The app wrote the key after we read it: what it holds now has not been migrated. Keep it.
+            entry["rewritten"] = True
+            rewritten.append(key)
+            continue
+        entry.pop("kept", None)
+        stores = catalog.stores_for_key(key)
+        edits = None
+        if verdict.get("cleanup", {}).get(key, DELETE) == STRIP:
+            try:
+                split = split_key(key, raw, stores)
+                edits = strip_edits(split, stores)
+            except SourceError as error:
+                entry["kept"] = {"reason": "not_strippable", "message": str(error)}
+                continue
+        if edits is None:
+            storage.remove(key)
+            entry["cleaned_up"], entry["cleanup"] = True, "deleted"
+        elif edits:
+            storage.set(key, strip_text(raw, stores[0].envelope, edits))
+            entry["cleaned_up"], entry["cleanup"] = True, "stripped"
+        else:
+            entry["kept"] = {"reason": "documents_stay"}  # nothing but documents: the app's live state
     return rewritten
 
 
@@ -402,7 +483,8 @@ async def _upload(
     def send(seq: int, source: _Source, offset: int) -> asyncio.Task[Any]:
         body = {
             "key": source.key,
-            "offset": offset,
+            "store": source.spec.name,
+            "offset": source.offset + offset,
             "records": source.records[offset : offset + batch_size],
             "digests": source.digests[offset : offset + batch_size],
         }

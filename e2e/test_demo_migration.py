@@ -55,8 +55,10 @@ def seed_stores(title: str = "Set up CI") -> dict[str, str]:
         {"id": "env-2", "name": "Staging", "githubToken": TOKEN_2},
     ]
     return {
-        "task-store": json.dumps({"state": {"tasks": tasks}, "version": 0}),
-        "environments": json.dumps({"state": {"environments": environments}, "version": 0}),
+        "task-store": json.dumps({"state": {"tasks": tasks, "selectedTaskId": "task-1"}, "version": 0}),
+        "environments": json.dumps(
+            {"state": {"environments": environments, "activeEnvironmentId": "env-2"}, "version": 0}
+        ),
         DRAFT_KEY: json.dumps(DRAFT),
         "user-preferences": json.dumps({"state": PREFERENCES, "version": 0}),
         "theme": "dark",
@@ -83,7 +85,7 @@ def api(page: Page, server: LiveServer, user: str, path: str) -> Any:
     return response.json()
 
 
-def all_inserted(found: int) -> dict[str, int | bool]:
+def all_inserted(found: int, cleanup: str = "deleted") -> dict[str, int | bool | str]:
     """A key's report when every record was inserted and the key cleaned up (warnings not counted)."""
     return {
         "found": found,
@@ -95,6 +97,7 @@ def all_inserted(found: int) -> dict[str, int | bool]:
         "kept_server": 0,
         "superseded": 0,
         "cleaned_up": True,
+        "cleanup": cleanup,
         "warnings": 0,
     }
 
@@ -104,12 +107,28 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
     report = migrate_in_page(page, live_server, user, seed_stores())
 
     assert report["state"] == "done"
-    assert report["keys"]["task-store"] | {"warnings": 0} == all_inserted(2)
+    assert report["keys"]["task-store"] | {"warnings": 0} == all_inserted(2, "stripped")
     assert report["keys"]["environments"]["inserted"] == 2
     for key in (DRAFT_KEY, "user-preferences"):
         assert report["keys"][key] | {"warnings": 0} == all_inserted(1)
     assert "platform-settings" not in report["keys"] and "theme" not in report["keys"]
-    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["lsmigrate:done", "platform-settings", "theme"]
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == [
+        "environments",
+        "lsmigrate:done",
+        "platform-settings",
+        "task-store",
+        "theme",
+    ]
+    # Stripped: the records taken out, the rest of the key (the UI's selection) byte for byte as it was.
+    left = page.evaluate("() => localStorage.getItem('task-store')")
+    assert left == json.dumps({"state": {"tasks": [], "selectedTaskId": "task-1"}, "version": 0})
+    # The server holds every byte of each key, and gives it back.
+    for key in ("task-store", "environments", DRAFT_KEY, "user-preferences"):
+        held = api(page, live_server, user, f"/api/migration/keys/{key}")
+        assert json.loads(held["value"]) == json.loads(seed_stores()[key]), key
+        assert held["as_verified"] is True
+    listed = api(page, live_server, user, "/api/migration/keys")["keys"]
+    assert [entry["key"] for entry in listed] == sorted([DRAFT_KEY, "environments", "task-store", "user-preferences"])
     assert page.evaluate("() => localStorage.getItem('theme')") == "dark"
     assert page.evaluate("() => localStorage.getItem('platform-settings')") == PLATFORM_SETTINGS
     assert page.evaluate("() => window.lsmigrate.status()") == {"state": "done", "report": report}
@@ -176,7 +195,16 @@ def test_the_demo_seed_button_fills_every_store_and_migrates(page: Page, live_se
         DRAFT_KEY: 1,
         "user-preferences": 1,
     }
-    assert page.evaluate("() => Object.keys(localStorage).sort()") == ["lsmigrate:done", "platform-settings", "theme"]
+    # task-store holds quarantined records: kept whole; environments stripped of its records.
+    assert page.evaluate("() => Object.keys(localStorage).sort()") == [
+        "environments",
+        "lsmigrate:done",
+        "platform-settings",
+        "task-store",
+        "theme",
+    ]
+    assert report["keys"]["task-store"]["kept"]["reason"] == "quarantined_records"
+    assert json.loads(page.evaluate("() => localStorage.getItem('environments')"))["state"]["environments"] == []
     assert page.evaluate("() => localStorage.getItem('platform-settings')") == settings
     [(key, draft)] = live_server.rows("SELECT key, data FROM form_drafts WHERE user_id = %s", user)
     assert key == DRAFT_KEY and draft["title"] == "Add <em>dark mode</em> to the settings page"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what lsmigrate needs on a Debian machine, idempotently:
-# Debian packages, the virtual environment at .venv/ and the pinned Pyodide
-# runtime from npm. A second run with nothing to do takes about a second.
+# Debian packages, the virtual environment at .venv/, the pinned Pyodide
+# runtime from npm (with the npm devDependencies) and, for tests, the state
+# library bundles of e2e/libraries/. A second run with nothing to do takes
+# about a second.
 #
 # Usage: scripts/bootstrap.sh demo|test
 set -euo pipefail
@@ -40,7 +42,20 @@ fi
 
 npm_stamp="node_modules/.lsmigrate-$(sha256sum package-lock.json | cut -c1-16)"
 if [ ! -f "$npm_stamp" ]; then
-  echo "bootstrap: installing the Pyodide runtime (npm ci)"
+  echo "bootstrap: installing the Pyodide runtime and the npm devDependencies (npm ci)"
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   touch "$npm_stamp"
+fi
+
+# The e2e tests load real state libraries (e2e/libraries/src/*.js) bundled by esbuild.
+if [ "$profile" = test ]; then
+  sources=$(find e2e/libraries/src -name '*.js' | LC_ALL=C sort | xargs sha256sum)
+  bundle_stamp="e2e/libraries/dist/.built-$(printf '%s\n' "$(sha256sum package-lock.json)" "$sources" | sha256sum | cut -c1-16)"
+  if [ ! -f "$bundle_stamp" ]; then
+    echo "bootstrap: bundling the state libraries for the e2e tests (esbuild)"
+    rm -rf e2e/libraries/dist
+    node_modules/.bin/esbuild e2e/libraries/src/*.js --bundle --format=iife --platform=browser \
+      --define:process.env.NODE_ENV='"production"' --outdir=e2e/libraries/dist --log-level=warning
+    touch "$bundle_stamp"
+  fi
 fi

@@ -82,6 +82,13 @@ class State:
         """The spec of a localStorage key, or None for a key no store claims."""
         return self.catalog.spec_for_key(key)
 
+    def spec_of(self, store: str | None, key: str) -> StoreSpec | None:
+        """The spec of a record of `key` kept under store name `store` (rows written before stores
+        were named: the key's first store); None when the catalog has no such store any more."""
+        if store is None:
+            return self.catalog.spec_for_key(key)
+        return next((spec for spec in self.catalog.stores_for_key(key) if spec.name == store), None)
+
 
 def current_lsmigrate() -> State:
     """The current app's lsmigrate state (RuntimeError when lsmigrate is not initialised on it)."""

@@ -16,22 +16,30 @@ false for "none" in id_field and timestamp_field):
 Store settings (any other is an error):
     name             required: a letter, then letters, digits, _ or - (63 at most); unique
     key|key_pattern  exactly one: the localStorage key, or a regex Python and JavaScript read alike
-    envelope         zustand (default), redux-persist or bare
-    path             dotted path of the records inside the state ("", the default: all of it)
-    shape            array (default) or one; by_id, entity_adapter, entries, scalar: not yet
-    id_field         "id" (array) or null (one) by default; null or false: the key identifies the record
-    timestamp_field  "updatedAt" (array) or null (one) by default; column updated_at, a date field;
+    envelope         zustand (default), redux-persist, bare, superjson, mobx-persist-store,
+                     tanstack-query, or the name of one the app registered (register_envelope)
+    path             where this store's part sits inside the state ("", the default: all of it): names
+                     separated by dots; a step may select inside an array by a field, as in
+                     clientState.queries[queryKey=["todos"]].state.data
+    shape            array (default), by_id, entity_adapter, entries, one or scalar
+    id_field         "id" (array, by_id, entity_adapter, entries) or null (one, scalar) by default;
+                     null or false: the key identifies the record
+    timestamp_field  "updatedAt" or null as id_field; column updated_at, a timestamp field;
                      null or false: conflicts have no timestamp to compare
     version          the state version the app writes now (default 0)
+    version_path     where the library keeps the version, from the top of the key's value ("_persist.version");
+                     by default where the envelope says
     table            a host table (`name` or `schema.name`); absent or null: lsmigrate's generic
                      table, where each record is also kept whole in `data`
-    fields           {source field: text, boolean, integer, number, date, object, array, json or
-                     secret}; the column is the snake_case name (due_date); in the generic table a
+    fields           {source field: text, boolean, integer, number, date (a day: "2025-06-09" stays a
+                     date), timestamp (a moment, kept in UTC), object, array, json or secret}; a
+                     dotted path typed secret ("auth.token") is a secret inside a field kept whole,
+                     taken out and kept encrypted; the column is the snake_case name (due_date); in the generic table a
                      secret is taken out of `data` and kept encrypted
     columns          {source field: column}, host tables only
     references       {source field: store name}: a text or integer field holding such a record's id
     conflict_policy  newest_wins (default), keep_server, keep_local or ask
-    cleanup          delete (default) or keep; strip: not yet
+    cleanup          strip (default), delete or keep (lsmigrate.shared.keys.cleanup_action)
 """
 
 from __future__ import annotations
@@ -46,10 +54,12 @@ from typing import Any, TypedDict
 
 from lsmigrate.shared import fields
 from lsmigrate.shared.documents import DocumentSchema
-from lsmigrate.shared.envelopes import BARE, REDUX_PERSIST, ZUSTAND
+from lsmigrate.shared.envelopes import envelope_named, envelope_names
 from lsmigrate.shared.fields import SourceField, json_type
 from lsmigrate.shared.mapping import RecordSchema
-from lsmigrate.shared.stores import CLEANUPS, CONFLICT_POLICIES, OWN_KEY_PREFIX, StoreCatalog, StoreSpec
+from lsmigrate.shared.paths import PathError, parse_path
+from lsmigrate.shared.shapes import SHAPES, SINGLE
+from lsmigrate.shared.stores import CLEANUPS, CONFLICT_POLICIES, OWN_KEY_PREFIX, SharedKeyError, StoreCatalog, StoreSpec
 
 _ABSENT: Any = object()
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,62}")
@@ -57,12 +67,10 @@ _NAME_EXPECTED = "a name of letters, digits, _ and - that starts with a letter (
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]{0,62}"
 _COLUMN = re.compile(_IDENTIFIER)
 _TABLE = re.compile(rf"(?:{_IDENTIFIER}\.)?{_IDENTIFIER}")
-_ENVELOPES = {"zustand": ZUSTAND, "redux-persist": REDUX_PERSIST, "bare": BARE}
-_SHAPES = ("array", "one")
-_PLANNED_SHAPES = ("by_id", "entity_adapter", "entries", "scalar")
-_NOT_YET = "is part of the format but not supported by this version of lsmigrate"
+_VERSION_PATH = re.compile(r"[^.\[\]]+(?:\.[^.\[\]]+)*")
 _FIELD_TYPES: dict[str, type[SourceField]] = dict(
-    text=fields.Text, boolean=fields.Flag, integer=fields.Integer, number=fields.Number, date=fields.Timestamp,
+    text=fields.Text, boolean=fields.Flag, integer=fields.Integer, number=fields.Number, date=fields.Date,
+    timestamp=fields.Timestamp,
     object=fields.JsonObject, array=fields.JsonArray, json=fields.AnyJson, secret=fields.Secret,
 )  # fmt: skip
 _REFERENCE_TYPES = ("text", "integer")
@@ -70,7 +78,7 @@ _REFERENCE_TYPES = ("text", "integer")
 _BOOKKEEPING = ("id", "user_id", "metadata", "source_digest", "migration_session_id")
 _SETTINGS = (
     *("name", "key", "key_pattern", "envelope", "path", "shape", "id_field", "timestamp_field"),
-    *("version", "table", "fields", "columns", "references", "conflict_policy", "cleanup"),
+    *("version", "version_path", "table", "fields", "columns", "references", "conflict_policy", "cleanup"),
 )
 # What Python's re reads and JavaScript's RegExp (no flags) lacks or reads otherwise.
 _PYTHON_ONLY_GROUPS = ("(?P<", "(?P=", "(?#", "(?>", "(?(")
@@ -157,6 +165,10 @@ class _Store:
         return value
 
 
+def _version_path(value: Any) -> bool:
+    return isinstance(value, str) and bool(_VERSION_PATH.fullmatch(value))
+
+
 def _optional_name(value: Any) -> bool:
     return value is None or value is False or (isinstance(value, str) and value != "")
 
@@ -200,9 +212,15 @@ def _schema(
         if kind not in _FIELD_TYPES:
             raise store.error("fields", f"one of {', '.join(_FIELD_TYPES)}", _found(kind), f"field {name!r}")
     if timestamp_field is not None:
-        kind = types.setdefault(timestamp_field, "date")
-        if kind != "date":
-            raise store.error("fields", "date for the timestamp_field", repr(kind), f"field {timestamp_field!r}")
+        kind = types.setdefault(timestamp_field, "timestamp")
+        if kind != "timestamp":
+            raise store.error("fields", "timestamp for the timestamp_field", repr(kind), f"field {timestamp_field!r}")
+    # "a.b": a secret inside a field kept whole (taken out of it, kept encrypted).
+    secret_paths = tuple(name for name in types if "." in name)
+    for name in secret_paths:
+        if types[name] != "secret" or "" in name.split("."):
+            raise store.error("fields", "a field name, or a dotted path typed secret", repr(name), f"field {name!r}")
+        del types[name]
     columns = store.mapping("columns", "an object of column names")
     if "columns" in store.settings and table is None:
         raise store.error("columns", "a 'table' whose columns they name", "no table")
@@ -231,7 +249,11 @@ def _schema(
     # A field is never a class attribute (marshmallow takes it out), so no column shadows the base's.
     base = RecordSchema if table is not None else DocumentSchema
     class_name = "".join(part[:1].upper() + part[1:] for part in re.split(r"[-_]", store.settings["name"]))
-    schema: RecordSchema = type(f"{class_name}Schema", (base,), {"__module__": __name__, **attributes})()
+    namespace = {"__module__": __name__, "secret_paths": secret_paths, **attributes}
+    try:
+        schema: RecordSchema = type(f"{class_name}Schema", (base,), namespace)()
+    except TypeError as error:
+        raise store.error("fields", "secret paths lsmigrate can take out of a record", str(error)) from error
     return schema, types
 
 
@@ -239,22 +261,22 @@ def _spec(store: _Store, names: Collection[str]) -> StoreSpec:
     """The StoreSpec a store's settings declare."""
     name: str = store.settings["name"]
     key = _key(store)
-    envelope = _ENVELOPES[store.choice("envelope", tuple(_ENVELOPES), "zustand")]
-    path = store.get("path", "a dotted path", lambda value: isinstance(value, str), "")
-    if "[" in path:
-        raise store.fail("path", f"a [field=value] step {_NOT_YET}: found {path!r}")
-    if path and "" in path.split("."):
-        raise store.error("path", "names separated by single dots", repr(path))
-    shape = store.settings.get("shape")
-    if shape in _PLANNED_SHAPES:
-        raise store.fail("shape", f"shape {shape!r} {_NOT_YET} (only {', '.join(_SHAPES)})")
-    one = store.choice("shape", _SHAPES, "array") == "one"
+    envelope = envelope_named(store.choice("envelope", envelope_names(), "zustand"))
+    assert envelope is not None
+    path = store.get("path", "a path", lambda value: isinstance(value, str), "")
+    try:
+        parse_path(path)
+    except PathError as error:
+        raise store.error("path", f"a path ({error})", repr(path)) from error
+    shape = store.choice("shape", SHAPES, "array")
+    one = shape in SINGLE
     # false stands for null too: TOML has no null.
     id_field = store.get("id_field", "a field name, null or false", _optional_name, None if one else "id") or None
     timestamp_field = (
         store.get("timestamp_field", "a field name, null or false", _optional_name, None if one else "updatedAt")
         or None
     )
+    version_path = store.get("version_path", "names separated by dots", _version_path, None)
     version = store.get("version", "a non-negative integer", lambda value: type(value) is int, 0)
     if version < 0:
         raise store.error("version", "a non-negative integer", repr(version))
@@ -270,10 +292,8 @@ def _spec(store: _Store, names: Collection[str]) -> StoreSpec:
             raise store.error("references", "a text or integer field declared in 'fields'", kind, item)
         if target not in names:
             raise store.error("references", f"one of this catalog's stores {', '.join(names)}", _found(target), item)
-    if store.settings.get("cleanup") == "strip":
-        raise store.fail("cleanup", f"'strip' {_NOT_YET} (only {', '.join(CLEANUPS)})")
     policy = store.choice("conflict_policy", CONFLICT_POLICIES, "newest_wins")
-    cleanup = store.choice("cleanup", CLEANUPS, "delete")
+    cleanup = store.choice("cleanup", CLEANUPS, "strip")
     try:
         return StoreSpec(
             name=name,
@@ -282,7 +302,8 @@ def _spec(store: _Store, names: Collection[str]) -> StoreSpec:
             **key,
             envelope=envelope,
             records_path=path,
-            one_record=one,
+            shape=shape,
+            version_path=None if version_path is None else tuple(version_path.split(".")),
             id_field=id_field,
             timestamp_field=timestamp_field,
             conflict_policy=policy,
@@ -322,18 +343,11 @@ def catalog_from_document(document: Any, source: str) -> StoreCatalog:
         if unknown:
             raise store.fail(unknown[0], f"unknown setting; the settings are {', '.join(_SETTINGS)}")
         stores.append(store)
-    specs: list[StoreSpec] = []
-    readers: dict[str, str] = {}
-    for store in stores:
-        spec = _spec(store, tuple(positions))
-        if spec.key is not None:
-            if spec.key in readers:
-                found = f"{spec.key!r}, the key of store {readers[spec.key]!r} too"
-                raise store.error("key", "a key no other store reads", found)
-            readers[spec.key] = spec.name
-        specs.append(spec)
+    specs = [_spec(store, tuple(positions)) for store in stores]
     try:
         return StoreCatalog(specs)
+    except SharedKeyError as error:
+        raise CatalogError(f"{source}: store {error.store!r}: setting {error.setting!r}: {error.message}") from error
     except ValueError as error:
         raise CatalogError(f"{source}: {error}") from error
 

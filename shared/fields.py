@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields
@@ -199,6 +199,47 @@ class Timestamp(SourceField):
         if is_epoch_ms(original):
             return "timestamp_epoch_ms"
         return "timestamp_normalised"
+
+
+# The form a date-only value is kept in: what `Date.prototype.toISOString().slice(0, 10)` writes.
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Date(SourceField):
+    """A calendar date, kept as ISO date text ("2025-06-09"); a host table's Date column gets it as a date.
+
+    An ISO 8601 time or epoch milliseconds becomes its UTC date (the original kept); anything
+    else, a day the calendar lacks included, is refused: a date is never guessed.
+    """
+
+    _EXPECTED = "a date (YYYY-MM-DD, an ISO 8601 time or epoch milliseconds)"
+
+    def convert(self, value: Any) -> tuple[Any, bool]:
+        if type(value) is str and _ISO_DATE.fullmatch(value):
+            try:
+                # By hand: date.fromisoformat reads more forms on some Pythons than on others.
+                date(int(value[:4]), int(value[5:7]), int(value[8:]))
+            except ValueError:
+                raise _refuse(self._EXPECTED, value) from None
+            return value, True
+        moment = parse_timestamp(value)
+        if moment is None:
+            raise _refuse(self._EXPECTED, value)
+        return moment.date().isoformat(), False
+
+    def to_source(self, column_value: Any) -> Any:
+        if isinstance(column_value, date):  # a datetime too
+            column_value = column_value.isoformat()
+        if isinstance(column_value, str) and not _ISO_DATE.fullmatch(column_value):
+            # A timestamptz column read back holds the date's midnight UTC, in whatever offset.
+            moment = parse_timestamp(column_value)
+            return column_value if moment is None else moment.date().isoformat()
+        return column_value
+
+    def warning_code(self, original: Any) -> str:
+        if original is None:
+            return "value_defaulted"
+        return "date_epoch_ms" if is_epoch_ms(original) else "date_from_timestamp"
 
 
 class Secret(SourceField):

@@ -15,19 +15,26 @@ Row metadata layout:
     original   source key -> original value, where the column differs
     absent     source keys the record did not have
 
+Secrets: a `Secret` field's value goes into `MappedRecord.secrets` under its
+column's name (the row keeps only a hint); a value at one of the schema's
+`secret_paths` (`auth.token`: a key of an object inside the record) is taken
+out of everything kept in clear (columns, the document column, metadata)
+and goes there under its path. `rebuild` puts both back.
+
 Warning codes (each with the source `field`): id_missing, id_derived,
 id_lowercased, <field>_missing (a defaulted title), <field>_variant,
 <field>_unknown, <field>_missing (a defaulted choice), number_as_text,
-value_defaulted (a text field's default), flag_converted, timestamp_missing,
+value_defaulted (a text or date field's default), flag_converted, timestamp_missing,
 timestamp_unparseable, timestamp_epoch_ms, timestamp_normalised,
-value_converted. Quarantine reason codes:
-not_an_object, invalid_id, wrong_type, invalid_value. A secret field's value
-appears in neither.
+value_converted, date_epoch_ms, date_from_timestamp.
+Quarantine reason codes: not_an_object, invalid_id, wrong_type,
+invalid_value. A secret's value appears in neither.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -54,7 +61,8 @@ class MappedRecord:
     row: dict[str, Any] | None
     warnings: list[dict[str, str]] = field(default_factory=list)
     reasons: list[dict[str, str]] = field(default_factory=list)
-    secrets: dict[str, str] = field(default_factory=dict)
+    #: Secret values: a Secret field's by its column name, one at a secret path by that path (any JSON value).
+    secrets: dict[str, Any] = field(default_factory=dict)
 
     @property
     def quarantined(self) -> bool:
@@ -78,8 +86,12 @@ class RecordSchema(Schema):
 
     Class attributes a store schema may set:
         metadata_fields  source fields kept unchanged in the row's metadata
-        document_column  the whole record is kept, unchanged, in this column
+        document_column  the whole record is kept in this column, unchanged but for its secrets
         key_column       the record's localStorage key goes into this column
+        secret_paths     dotted paths of secrets inside the record ("auth.token"): each value
+                         found there (not null) is kept out of every clear column and handed
+                         over in `MappedRecord.secrets` under its path; a path that is absent,
+                         or whose parent is not an object, is simply not there
     Schema-level load hooks do not run in the mapping; conversions belong in
     fields, computed columns in `derive`.
     """
@@ -90,6 +102,7 @@ class RecordSchema(Schema):
     metadata_fields: ClassVar[tuple[str, ...]] = ()
     document_column: ClassVar[str | None] = None
     key_column: ClassVar[str | None] = None
+    secret_paths: ClassVar[tuple[str, ...]] = ()
 
     def derive(self, row: dict[str, Any], record: dict[str, Any]) -> None:
         """Fill the columns computed from several fields (none by default)."""
@@ -134,6 +147,67 @@ def secret_hint(secret: str) -> str:
     return f"{secret[:4]}…{secret[-4:]}"
 
 
+Steps = tuple[str, ...]
+
+
+def _take_at(record: dict[str, Any], steps: Steps) -> tuple[dict[str, Any], Any]:
+    """`record` without the non-null value at `steps`, and that value (the objects on the way are copied, never
+    changed); `record` itself and `_ABSENT` when nothing is there."""
+    head, rest = steps[0], steps[1:]
+    value = record.get(head)
+    if rest:
+        if not isinstance(value, dict):
+            return record, _ABSENT
+        inner, taken = _take_at(value, rest)
+        return (record, _ABSENT) if taken is _ABSENT else ({**record, head: inner}, taken)
+    if value is None:
+        return record, _ABSENT
+    return {name: item for name, item in record.items() if name != head}, value
+
+
+def _put_at(record: dict[str, Any], steps: Steps, value: Any) -> dict[str, Any]:
+    """A copy of `record` holding `value` at `steps`; `record` itself when an object on the way is gone."""
+    head, rest = steps[0], steps[1:]
+    if not rest:
+        return {**record, head: value}
+    inner = record.get(head)
+    return {**record, head: _put_at(inner, rest, value)} if isinstance(inner, dict) else record
+
+
+def _change_at(record: dict[str, Any], steps: Steps, change: Callable[[Any], Any]) -> dict[str, Any]:
+    """A copy of `record` whose non-null value at `steps` is `change(value)`; `record` itself when none is there."""
+    head, rest = steps[0], steps[1:]
+    value = record.get(head)
+    if value is None or (rest and not isinstance(value, dict)):
+        return record
+    changed = _change_at(value, rest, change) if rest else change(value)
+    return record if changed is value else {**record, head: changed}
+
+
+def _secret_steps(schema: RecordSchema, columns: list[_Column], id_field: str | None) -> tuple[tuple[str, Steps], ...]:
+    """The schema's secret paths, each with its steps; TypeError for a path the mapping could not honour."""
+    name = type(schema).__name__
+    fields = {column.source_key: column for column in columns}
+    secret_columns = {column.name for column in columns if column.secret}
+    found: list[tuple[str, Steps]] = []
+    for path in schema.secret_paths:
+        steps = tuple(path.split(".")) if isinstance(path, str) else ("",)
+        if "" in steps:
+            raise TypeError(f"{name}.secret_paths: {path!r} is not a dotted path of keys")
+        if steps[0] == id_field:
+            raise TypeError(f"{name}.secret_paths: {path!r} lies in the id field, which is never secret")
+        if len(steps) == 1 and path in fields:
+            raise TypeError(f"{name}.secret_paths: {path!r} is a field of the schema: make that field a Secret")
+        if path in secret_columns:
+            raise TypeError(f"{name}.secret_paths: {path!r} is also the column of a Secret field")
+        for other, other_steps in found:
+            shorter, longer = sorted((steps, other_steps), key=len)
+            if longer[: len(shorter)] == shorter:
+                raise TypeError(f"{name}.secret_paths: {path!r} and {other!r} overlap")
+        found.append((path, steps))
+    return tuple(found)
+
+
 class RecordMapper:
     """A store's record schema compiled into one pass per record, and its inverse."""
 
@@ -167,6 +241,36 @@ class RecordMapper:
         self.columns = tuple(columns)
         self.metadata_fields = schema.metadata_fields
         self.known = frozenset([c.source_key for c in columns] + [*schema.metadata_fields, id_field])
+        #: (path, its steps) of each of the schema's secret_paths.
+        self.nested_secrets = _secret_steps(schema, columns, id_field)
+        self._secret_keys = frozenset(c.name for c in columns if c.secret)
+        # Where every secret sits in a source record: each Secret field's key, then each secret path.
+        self._secret_places = tuple((c.source_key,) for c in columns if c.secret) + tuple(
+            steps for _, steps in self.nested_secrets
+        )
+
+    @property
+    def secret_paths(self) -> frozenset[str]:
+        """Every secret of a record: the source key of each Secret field and each of the schema's secret_paths."""
+        return frozenset(c.source_key for c in self.columns if c.secret) | {path for path, _ in self.nested_secrets}
+
+    def change_secrets(self, record: Any, change: Callable[[Any], Any]) -> Any:
+        """A copy of a source record (as it came, even one the mapping refuses) whose every non-null secret value
+        is `change(value)`: at a Secret field's key or at a secret path; a record that is no object as it is."""
+        if not isinstance(record, dict):
+            return record
+        for steps in self._secret_places:
+            record = _change_at(record, steps, change)
+        return record
+
+    def put_secret_paths(self, record: Any, secrets: dict[str, Any]) -> Any:
+        """A copy of `record` with the secrets of `secrets` that sit at secret paths put back there."""
+        if not isinstance(record, dict):
+            return record
+        for path, steps in self.nested_secrets:
+            if path in secrets:
+                record = _put_at(record, steps, secrets[path])
+        return record
 
     def map(self, record: Any, *, key: str, index: int, user_id: str, migrated_at: str) -> MappedRecord:
         """Map one source record of localStorage key `key` onto a row, or quarantine it."""
@@ -174,6 +278,11 @@ class RecordMapper:
         if type(record) is not dict:
             reason = {"code": "not_an_object", "field": "", "message": f"expected an object, found {json_type(record)}"}
             return MappedRecord(index, record_digest, None, reasons=[reason])
+        secrets: dict[str, Any] = {}
+        for path, steps in self.nested_secrets:
+            record, value = _take_at(record, steps)
+            if value is not _ABSENT:
+                secrets[path] = value
         meta: dict[str, Any] = {}
         warnings: list[dict[str, str]] = []
         absent: list[str] = []
@@ -189,7 +298,6 @@ class RecordMapper:
             row[schema.document_column] = record
 
         original: dict[str, Any] = {}
-        secrets: dict[str, str] = {}
         reasons: list[dict[str, str]] = []
         references = self.references
         for column in self.columns:
@@ -235,6 +343,10 @@ class RecordMapper:
                 row[column.name] = converted
         if reasons:
             return MappedRecord(index, record_digest, None, reasons=reasons)
+        if schema.document_column is not None and self._secret_keys.intersection(secrets):
+            # A Secret field's value is no more kept in clear in the document than in its column.
+            taken = {c.source_key for c in self.columns if c.secret and c.name in secrets}
+            row[schema.document_column] = {name: value for name, value in record.items() if name not in taken}
 
         created, updated = row.get("created_at"), row.get("updated_at")
         row["created_at"] = created or updated or migrated_at
@@ -298,12 +410,18 @@ class RecordMapper:
         for role, column in (("document", schema.document_column), ("key", schema.key_column)):
             if column is not None:
                 described.append(["", column, role])
+        described += [[path, "secrets_encrypted", "secret"] for path, _ in self.nested_secrets]
         return described
 
-    def rebuild(self, row: dict[str, Any], secrets: dict[str, str]) -> Any:
-        """The source record a mapped row came from (equal in canonical form)."""
+    def rebuild(self, row: dict[str, Any], secrets: dict[str, Any]) -> Any:
+        """The source record a mapped row came from (equal in canonical form), its secrets taken from `secrets`
+        (as `MappedRecord.secrets` holds them; a secret path's value it lacks is left out of the record)."""
         if self.schema.document_column is not None:
-            return row[self.schema.document_column]
+            document = row[self.schema.document_column]
+            if isinstance(document, dict) and self._secret_keys.intersection(secrets):
+                restored = {c.source_key: secrets[c.name] for c in self.columns if c.secret and c.name in secrets}
+                document = {**document, **restored}
+            return self.put_secret_paths(document, secrets)
         meta = row["metadata"]
         absent = set(meta.get("absent", ()))
         original = meta.get("original", {})
@@ -323,4 +441,4 @@ class RecordMapper:
             if name in meta:
                 source[name] = meta[name]
         source.update(meta.get("extra", {}))
-        return source
+        return self.put_secret_paths(source, secrets)

@@ -100,9 +100,22 @@ class BatchRequest(Schema):
         unknown = RAISE
 
     key = fields.String(required=True, validate=[validate.Length(1, 255), _storable])
+    #: The store of the key the records belong to; may be left out when the key has one store.
+    store = fields.String(load_default=None, validate=validate.Length(1, 64))
+    #: The records' position among the key's records (the stores of a key in catalog order).
     offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     records = _Records(required=True)
     digests = _Digests(required=True)
+
+
+class RemainderRequest(Schema):
+    """PUT /sessions/{sid}/remainders: what no store claims in a key (lsmigrate.shared.keys), one document."""
+
+    class Meta:
+        unknown = RAISE
+
+    key = fields.String(required=True, validate=[validate.Length(1, 255), _storable])
+    remainder = fields.Dict(required=True)
 
 
 class ManifestEntry(Schema):
@@ -113,6 +126,15 @@ class ManifestEntry(Schema):
 
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     digest = fields.String(required=True, validate=_HEX_DIGEST)
+    #: How many of the records each store of the key holds, in the key's order.
+    stores = fields.Dict(
+        keys=fields.String(validate=validate.Length(1, 64)),
+        values=fields.Integer(strict=True, validate=validate.Range(min=0)),
+        required=True,
+    )
+    #: The digest of the key's remainder, and of its whole value (its tree: records put back in the remainder).
+    remainder = fields.String(required=True, validate=_HEX_DIGEST)
+    value = fields.String(required=True, validate=_HEX_DIGEST)
 
 
 class CompleteRequest(Schema):

@@ -18,13 +18,16 @@ from typing import Any
 
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.documents import DocumentSchema
-from lsmigrate.shared.envelopes import ZUSTAND, Envelope, SourceError, describe
+from lsmigrate.shared.envelopes import ZUSTAND, Envelope
+from lsmigrate.shared.keys import split_key
 from lsmigrate.shared.mapping import MappedRecord, RecordMapper, RecordSchema
+from lsmigrate.shared.paths import Path, PathError, describe_steps, overlaps, parse_path, path_text
+from lsmigrate.shared.shapes import SHAPES
 from lsmigrate.shared.timestamps import column_timestamp
 
 CONFLICT_POLICIES = ("newest_wins", "keep_server", "keep_local", "ask")
 #: What the page does with a key once the server has verified every record of it.
-CLEANUPS = ("delete", "keep")
+CLEANUPS = ("strip", "delete", "keep")
 #: localStorage keys lsmigrate writes itself; never migrated.
 OWN_KEY_PREFIX = "lsmigrate:"
 
@@ -54,9 +57,16 @@ class StoreSpec:
                      where every id is scoped by the store (a UUID too) so stores never collide
     key              the localStorage key, or
     key_pattern      a regular expression (valid in Python and JavaScript) searched in keys
-    envelope         ZUSTAND, REDUX_PERSIST or BARE
-    records_path     dotted path to the records array inside the state ("" for the state itself)
-    one_record       the value at records_path is a single record (a draft, preferences)
+    envelope         an `Envelope` (lsmigrate.shared.envelopes: ZUSTAND, REDUX_PERSIST, BARE, SUPERJSON,
+                     MOBX_PERSIST_STORE, TANSTACK_QUERY, or the app's own)
+    records_path     the path of this store's part inside the state ("" for the state itself); a step may
+                     select inside an array: `clientState.queries[queryKey=["todos"]].state.data`
+    shape            how the records sit there: array, by_id, entity_adapter, entries, one, scalar
+                     (lsmigrate.shared.shapes); by default array, or one with `one_record`
+    one_record       the value at records_path is a single record (a draft, preferences): shape "one"
+    version_path     where the library keeps the version in the key (names from the top of the key's
+                     value); None: where the envelope says (Zustand `version`, redux-persist
+                     `_persist.version`, mobx-persist-store `__mps__.version`)
     id_field         the record's id field; None when the key identifies the one record
     timestamp_field  the field conflicts compare to find the newest version
     conflict_policy  newest_wins, keep_server, keep_local or ask
@@ -65,7 +75,9 @@ class StoreSpec:
                      every version above the stored one, up to `version`
     references       {source field: store name}: the field holds the id of a record of that
                      store, rewritten to the row id that record gets (the original kept)
-    cleanup          delete (the key is removed once verified) or keep (left in localStorage)
+    cleanup          once verified: strip (the records taken out of their container, every other byte of
+                     the key left as it was), delete (the key removed; the server holds every byte of it)
+                     or keep (left in localStorage); see lsmigrate.shared.keys.cleanup_action
     """
 
     name: str
@@ -75,14 +87,16 @@ class StoreSpec:
     key_pattern: str | None = None
     envelope: Envelope = ZUSTAND
     records_path: str = ""
+    shape: str = ""
     one_record: bool = False
+    version_path: tuple[str, ...] | None = None
     id_field: str | None = "id"
     timestamp_field: str | None = "updatedAt"
     conflict_policy: str = "newest_wins"
     version: int = 0
     upgrades: Mapping[int, Upgrade] = field(default_factory=dict)
     references: Mapping[str, str] = field(default_factory=dict)
-    cleanup: str = "delete"
+    cleanup: str = "strip"
 
     def __post_init__(self) -> None:
         if (self.key is None) == (self.key_pattern is None):
@@ -91,6 +105,17 @@ class StoreSpec:
             raise ValueError(f"store {self.name!r}: conflict_policy must be one of {', '.join(CONFLICT_POLICIES)}")
         if self.cleanup not in CLEANUPS:
             raise ValueError(f"store {self.name!r}: cleanup must be one of {', '.join(CLEANUPS)}")
+        shape = self.shape or ("one" if self.one_record else "array")
+        if shape not in SHAPES:
+            raise ValueError(f"store {self.name!r}: shape must be one of {', '.join(SHAPES)}")
+        if self.one_record and shape != "one":
+            raise ValueError(f"store {self.name!r}: one_record is shape 'one', not {shape!r}")
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(self, "one_record", shape == "one")
+        try:
+            object.__setattr__(self, "_steps", parse_path(self.records_path))
+        except PathError as error:
+            raise ValueError(f"store {self.name!r}: records_path: expected {error}") from error
         too_new = [version for version in self.upgrades if version > self.version]
         if too_new:
             raise ValueError(f"store {self.name!r}: upgrades {too_new} are above version {self.version}")
@@ -99,7 +124,7 @@ class StoreSpec:
         mapper = RecordMapper(self.schema, self.name, self.id_field, keep_uuids=self.table is not None)
         object.__setattr__(self, "_mapper", mapper)
         # Asked for every field of every quarantined record: computed once here.
-        secrets = frozenset(column.source_key for column in mapper.columns if column.secret)
+        secrets = mapper.secret_paths
         object.__setattr__(self, "_secret_fields", secrets)
 
     @property
@@ -107,6 +132,17 @@ class StoreSpec:
         """The record schema compiled for mapping."""
         mapper: RecordMapper = self._mapper  # type: ignore[attr-defined]
         return mapper
+
+    @property
+    def steps(self) -> Path:
+        """The parsed `records_path`."""
+        steps: Path = self._steps  # type: ignore[attr-defined]
+        return steps
+
+    @property
+    def selector(self) -> str:
+        """The key, or the key pattern: what stores sharing a key have in common."""
+        return f"key:{self.key}" if self.key is not None else f"pattern:{self.key_pattern}"
 
     @property
     def secret_fields(self) -> frozenset[str]:
@@ -121,56 +157,9 @@ class StoreSpec:
         return self._pattern.search(key) is not None  # type: ignore[attr-defined]
 
     def extract(self, key: str, raw: str) -> Extracted:
-        """The records in a key's raw value: envelope unwrapped, state upgraded, records located."""
-        unwrapped = self.envelope.unwrap(key, raw)
-        warnings = list(unwrapped.warnings)
-        state = unwrapped.state
-        if unwrapped.version is not None:
-            state = self._upgrade(key, state, unwrapped.version, warnings)
-        return Extracted(key, self, self._locate(key, state), unwrapped.version, warnings)
-
-    def _upgrade(self, key: str, state: Any, stored: int, warnings: list[dict[str, Any]]) -> Any:
-        if stored > self.version:
-            raise SourceError(
-                key, f"state version {self.version} or older", f"version {stored}", code="version_too_new"
-            )
-        for version in sorted(v for v in self.upgrades if v > stored):
-            try:
-                state = self.upgrades[version](state)
-            except Exception as error:  # noqa: BLE001 - the app's own upgrade code; reported, chained
-                raise SourceError(
-                    key,
-                    f"state the upgrade to version {version} accepts",
-                    f"{type(error).__name__} from the upgrade",
-                    code="upgrade_failed",
-                ) from error
-        if stored < self.version:
-            warnings.append({"code": "version_upgraded", "from": stored, "to": self.version})
-        return state
-
-    def _locate(self, key: str, state: Any) -> list[Any]:
-        if not self.one_record and isinstance(state, list) and not self.envelope.prefix:
-            # A bare value may be the array itself rather than an object holding it.
-            return state
-        wanted = "a record" if self.one_record else "an array"
-        parts = self.records_path.split(".") if self.records_path else []
-        value = state
-        for depth, part in enumerate(parts):
-            if not isinstance(value, dict) or part not in value:
-                where = self.envelope.prefix + ".".join(parts[: depth + 1])
-                found = f"no {part!r} in {describe(value)}" if isinstance(value, dict) else describe(value)
-                raise SourceError(key, f"{wanted} at {where}", found)
-            value = value[part]
-        if self.one_record:
-            return [value]
-        if not isinstance(value, list):
-            # With no records path the array is the state itself: "state" in a Zustand envelope.
-            if self.records_path:
-                where = self.envelope.prefix + self.records_path
-            else:
-                where = self.envelope.prefix.rstrip(".") or "the top level"
-            raise SourceError(key, f"an array at {where}", describe(value))
-        return value
+        """This store's records in a key's raw value: envelope read, state upgraded, records located."""
+        split = split_key(key, raw, [self])
+        return Extracted(key, self, split.records[self.name], split.version, split.warnings)
 
     def map(
         self, records: list[Any], *, key: str, user_id: str, migrated_at: datetime, offset: int = 0
@@ -193,9 +182,11 @@ class StoreSpec:
             "name": self.name,
             "key": self.key,
             "key_pattern": self.key_pattern,
-            "envelope": self.envelope.name,
+            "envelope": self.envelope.describe(),
             "records_path": self.records_path,
-            "one_record": self.one_record,
+            "steps": describe_steps(self.steps),
+            "shape": self.shape,
+            "version_path": None if self.version_path is None else list(self.version_path),
             "table": self.table,
             "id_field": self.id_field,
             "timestamp_field": self.timestamp_field,
@@ -214,16 +205,20 @@ class StoreCatalog:
     def __init__(self, specs: Iterable[StoreSpec]) -> None:
         self.specs = tuple(specs)
         names = [spec.name for spec in self.specs]
-        keys = [spec.key for spec in self.specs if spec.key is not None]
-        for label, values in (("name", names), ("key", keys)):
-            repeated = sorted({value for value in values if values.count(value) > 1})
-            if repeated:
-                raise ValueError(f"store {label}s must be unique; repeated: {repeated}")
-        self._by_key = {spec.key: spec for spec in self.specs if spec.key is not None}
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"store names must be unique; repeated: {repeated}")
+        #: key or /pattern/ -> the stores that share it, in catalog order.
+        self._groups: dict[str, tuple[StoreSpec, ...]] = {}
+        for spec in self.specs:
+            self._groups[spec.selector] = (*self._groups.get(spec.selector, ()), spec)
+        for group in self._groups.values():
+            _check_sharing(group)
+        self._by_key = {spec.key: self._groups[spec.selector] for spec in self.specs if spec.key is not None}
         self._by_name = dict(zip(names, self.specs, strict=True))
         for spec in self.specs:
             self._bind_references(spec)
-        self._patterned = [spec for spec in self.specs if spec.key_pattern is not None]
+        self._patterned = [group for group in self._groups.values() if group[0].key_pattern is not None]
 
     def _bind_references(self, spec: StoreSpec) -> None:
         """Give `spec`'s mapper the id rule of each store its references name."""
@@ -267,14 +262,20 @@ class StoreCatalog:
         """The spec of store `name` (KeyError if there is none)."""
         return self._by_name[name]
 
-    def spec_for_key(self, key: str) -> StoreSpec | None:
-        """The spec of a localStorage key: an exact key first, then patterns in order; None if unknown."""
+    def stores_for_key(self, key: str) -> tuple[StoreSpec, ...]:
+        """The stores that share a localStorage key: those of the exact key, else those of the first pattern
+        that matches it, in catalog order; () for a key no store claims."""
         if key.startswith(OWN_KEY_PREFIX):
-            return None
-        spec = self._by_key.get(key)
-        if spec is not None:
-            return spec
-        return next((spec for spec in self._patterned if spec.matches(key)), None)
+            return ()
+        group = self._by_key.get(key)
+        if group is not None:
+            return group
+        return next((group for group in self._patterned if group[0].matches(key)), ())
+
+    def spec_for_key(self, key: str) -> StoreSpec | None:
+        """The first store of a localStorage key; None if no store claims it."""
+        stores = self.stores_for_key(key)
+        return stores[0] if stores else None
 
     def describe(self, policies: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Every spec's `describe()` in catalog order; `policies` (store name -> policy) replaces the specs' own."""
@@ -291,10 +292,72 @@ class StoreCatalog:
         """sha256 (hex) of the canonical JSON of `describe(policies)`: it changes when what a store does changes."""
         return digest(self.describe(policies))
 
-    def key_rules(self) -> dict[str, list[str]]:
-        """What the loader tests keys against before it downloads anything."""
+    def key_rules(self) -> dict[str, Any]:
+        """What the loader tests keys against before it downloads anything: the keys and patterns, and per
+        key (or /pattern/) how to find each store's part, so that a key holding nothing new boots nothing."""
         return {
             "keys": sorted(self._by_key),
-            "patterns": [spec.key_pattern for spec in self._patterned if spec.key_pattern is not None],
+            "patterns": [group[0].key_pattern for group in self._patterned],
             "ignore_prefix": [OWN_KEY_PREFIX],
+            "parts": {
+                selector: {
+                    "loader": group[0].envelope.loader,
+                    "stores": [
+                        {
+                            "name": spec.name,
+                            "steps": [*spec.envelope.state_path, *describe_steps(spec.steps)],
+                            "shape": spec.shape,
+                            "bare_array": spec.shape == "array" and not spec.envelope.state_path,
+                        }
+                        for spec in group
+                    ],
+                }
+                for selector, group in self._groups.items()
+            },
         }
+
+
+class SharedKeyError(ValueError):
+    """Two stores that share a key and disagree: `store` is the later one, `setting` what it disagrees on."""
+
+    def __init__(self, store: str, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.store = store
+        self.setting = setting
+        self.message = message
+
+
+def _check_sharing(group: tuple[StoreSpec, ...]) -> None:
+    """Stores sharing a key read it alike (envelope, version, upgrades) and claim parts that never overlap."""
+    first = group[0]
+    where = f"key {first.key!r}" if first.key is not None else f"key pattern {first.key_pattern!r}"
+    upgrades: dict[int, tuple[str, Upgrade]] = {}
+    for spec in group:
+        for setting in ("envelope", "version", "version_path"):
+            if getattr(spec, setting) != getattr(first, setting):
+                raise SharedKeyError(
+                    spec.name,
+                    setting,
+                    f"stores {first.name!r} and {spec.name!r} share {where} but not its {setting}: "
+                    "stores of one key read it alike",
+                )
+        for version, function in spec.upgrades.items():
+            giver = upgrades.setdefault(version, (spec.name, function))
+            if giver[1] is not function:
+                raise SharedKeyError(
+                    spec.name,
+                    "upgrades",
+                    f"stores {giver[0]!r} and {spec.name!r} share {where} but give different upgrades to version "
+                    f"{version}: declare the key's upgrades on one of them",
+                )
+    for position, spec in enumerate(group):
+        for other in group[position + 1 :]:
+            if overlaps(spec.steps, other.steps):
+                shown = path_text(spec.steps if len(spec.steps) <= len(other.steps) else other.steps)
+                part = f"{shown!r} of" if shown else "all of"
+                raise SharedKeyError(
+                    other.name,
+                    "path",
+                    f"stores {spec.name!r} and {other.name!r} both claim {part} {where}: "
+                    "each part of a key belongs to one store",
+                )

@@ -16,6 +16,8 @@ from lsmigrate.server import create_app
 from lsmigrate.server.api.auth import issue_token
 from lsmigrate.server.db import db
 from lsmigrate.shared.canonical import digest, manifest_digest
+from lsmigrate.shared.keys import SplitKey, split_key
+from lsmigrate.shared.stores import StoreCatalog
 from tests.fixtures_services import PostgresServer, free_port
 
 API = "/api/migration"
@@ -30,6 +32,7 @@ ALL_TABLES = (
     "migration_ledger",
     "quarantine",
     "migration_conflicts",
+    "migration_remainders",
 )
 
 
@@ -38,9 +41,46 @@ def batch_body(key: str, records: list[Any], offset: int = 0) -> dict[str, Any]:
     return {"key": key, "offset": offset, "records": records, "digests": [digest(r) for r in records]}
 
 
-def manifest_entry(records: list[Any]) -> dict[str, Any]:
-    """The manifest entry of a key holding `records`."""
-    return {"count": len(records), "digest": manifest_digest(digest(r) for r in records)}
+def key_value(catalog: StoreCatalog, key: str, records: list[Any]) -> str:
+    """The text of a key whose (first) store holds `records` and nothing else, as its envelope writes it."""
+    spec = catalog.stores_for_key(key)[0]
+    container = records[0] if spec.shape in ("one", "scalar") and records else records
+    tree: Any = container
+    for step in reversed((*spec.envelope.state_path, *spec.steps)):
+        assert isinstance(step, str), "key_value builds keys of plain paths"
+        tree = {step: tree}
+    if spec.envelope.version_path:
+        tree = {**tree, spec.envelope.version_path[0]: _nest(spec.envelope.version_path[1:], spec.version)}
+    return spec.envelope.write(tree)
+
+
+def _nest(path: tuple[str, ...], value: Any) -> Any:
+    return value if not path else {path[0]: _nest(path[1:], value)}
+
+
+def whole_key(catalog: StoreCatalog, key: str, records: list[Any]) -> SplitKey:
+    """The key `key_value` writes, read whole."""
+    return split_key(key, key_value(catalog, key, records), catalog.stores_for_key(key))
+
+
+def manifest_entry(records: list[Any], catalog: StoreCatalog | None = None, key: str | None = None) -> dict[str, Any]:
+    """The manifest entry of a key holding `records` (its remainder too, when the catalog and key are given)."""
+    digests = [digest(r) for r in records]
+    if catalog is None or key is None:
+        return {"count": len(records), "digest": manifest_digest(digests)}
+    return whole_key(catalog, key, records).manifest(digests)
+
+
+def catalog_of(client: FlaskClient) -> StoreCatalog:
+    """The store catalog of the app behind a test client."""
+    catalog: StoreCatalog = client.application.extensions["lsmigrate"].catalog
+    return catalog
+
+
+def put_remainder(client: FlaskClient, headers: dict[str, str], sid: str, key: str, records: list[Any]) -> Any:
+    """PUT the remainder of the key `key_value` writes for `records`; the response."""
+    remainder = whole_key(catalog_of(client), key, records).remainder
+    return client.put(f"{API}/sessions/{sid}/remainders", json={"key": key, "remainder": remainder}, headers=headers)
 
 
 def open_session(
@@ -68,8 +108,16 @@ def put(client: FlaskClient, headers: dict[str, str], sid: str, seq: int, body: 
 
 
 def complete(client: FlaskClient, headers: dict[str, str], sid: str, keys: dict[str, list[Any]]) -> Any:
-    """POST /complete with the manifest of `keys` (key -> its records); the response."""
-    manifest = {key: manifest_entry(records) for key, records in keys.items()}
+    """PUT each key's remainder, then POST /complete with the manifest of `keys` (key -> its records); the
+    response of /complete."""
+    catalog = catalog_of(client)
+    for key, records in keys.items():
+        if catalog.stores_for_key(key):
+            put_remainder(client, headers, sid, key, records)
+    manifest = {
+        key: manifest_entry(records, catalog, key) if catalog.stores_for_key(key) else manifest_entry(records)
+        for key, records in keys.items()
+    }
     return client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
 
 

@@ -25,6 +25,9 @@ class FakeLocalStorage:
     def get(self, key: str) -> str | None:
         return self.items.get(key)
 
+    def set(self, key: str, value: str) -> None:
+        self.items[key] = value
+
     def remove(self, key: str) -> None:
         del self.items[key]
 

@@ -23,9 +23,9 @@ from tests.migration_helpers import (
     API,
     TOKEN,
     batch_body,
+    complete,
     db_rows,
     dump,
-    manifest_entry,
     migrate,
     open_session,
     put,
@@ -61,8 +61,7 @@ def migrate_all(client: FlaskClient, headers: dict[str, str], client_id: str = "
     assert put(client, headers, sid, 0, batch_body("task-store", TASKS[:2])).status_code == 200
     assert put(client, headers, sid, 1, batch_body("task-store", TASKS[2:], offset=2)).status_code == 200
     assert put(client, headers, sid, 2, batch_body("environments", ENVIRONMENTS)).status_code == 200
-    manifest = {"task-store": manifest_entry(TASKS), "environments": manifest_entry(ENVIRONMENTS)}
-    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    response = complete(client, headers, sid, {"task-store": TASKS, "environments": ENVIRONMENTS})
     assert response.status_code == 200, response.json
     return dict(response.json)
 
@@ -74,8 +73,7 @@ def migrate_documents(
     sid = open_session(client, headers, client_id)
     assert put(client, headers, sid, 0, batch_body(DRAFT_KEY, [draft])).status_code == 200
     assert put(client, headers, sid, 1, batch_body("user-preferences", [PREFERENCES])).status_code == 200
-    manifest = {DRAFT_KEY: manifest_entry([draft]), "user-preferences": manifest_entry([PREFERENCES])}
-    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    response = complete(client, headers, sid, {DRAFT_KEY: [draft], "user-preferences": [PREFERENCES]})
     assert response.status_code == 200, response.json
     return sid, dict(response.json)
 
@@ -134,7 +132,9 @@ def ledger(postgres: Any, sid: str) -> list[tuple[Any, ...]]:
 def test_the_whole_migration_twice_gives_the_same_rows_and_ledger_and_all_unchanged(client, auth, postgres) -> None:
     headers = auth("alice")
     first, answers, verdict = migrate(client, headers, every_store(), "run-1")
-    assert verdict["deletable_keys"] == sorted(every_store())
+    # task-store holds quarantined records: its store strips (the default), so the key stays.
+    assert verdict["deletable_keys"] == sorted(set(every_store()) - {"task-store"}), verdict["kept_keys"]
+    assert verdict["kept_keys"]["task-store"]["reason"] == "quarantined_records"
     rows = dump(postgres)
     second, again, verdict = migrate(client, headers, every_store(), "run-2")
     assert dump(postgres) == rows
@@ -144,7 +144,7 @@ def test_the_whole_migration_twice_gives_the_same_rows_and_ledger_and_all_unchan
     # What was written is now unchanged; what went to the quarantine goes there again.
     assert seconds == ["unchanged" if o in ("inserted", "updated") else o for o in firsts]
     assert set(firsts) == {"inserted", "quarantined", "superseded"}
-    assert verdict["deletable_keys"] == sorted(every_store())
+    assert verdict["deletable_keys"] == sorted(set(every_store()) - {"task-store"})
     assert db_rows(postgres, "SELECT count(*) FROM migration_ledger WHERE pre_image IS NOT NULL") == [(0,)]
 
 
@@ -203,11 +203,9 @@ def test_a_changed_record_without_a_newer_timestamp_keeps_the_row_and_quarantine
     sid = open_session(client, headers, "run-2")
     response = put(client, headers, sid, 0, batch_body("task-store", changed))
     assert response.json["counts"] == {"kept_server": 1, "unchanged": 2}
-    verdict = client.post(
-        f"{API}/sessions/{sid}/complete", json={"manifest": {"task-store": manifest_entry(changed)}}, headers=headers
-    )
+    verdict = complete(client, headers, sid, {"task-store": changed})
     assert verdict.status_code == 200
-    assert verdict.json["deletable_keys"] == ["task-store"]
+    assert verdict.json["deletable_keys"] == ["task-store"]  # the server's version won; the local one is kept
     assert db_rows(postgres, "SELECT title FROM tasks WHERE title LIKE 'First%'") == [("First",)]
     quarantined = db_rows(postgres, "SELECT index, raw, reasons->0->>'code' FROM quarantine")
     assert quarantined == [(0, changed[0], "kept_server")]
@@ -221,18 +219,16 @@ def test_bad_records_go_to_the_quarantine_with_their_raw_value(client, auth, pos
     assert response.json["counts"] == {"quarantined": 2, "inserted": 1}
     quarantined = db_rows(postgres, "SELECT index, raw FROM quarantine ORDER BY index")
     assert quarantined == [(0, {"title": {"not": "text"}}), (1, "just a string")]
-    verdict = client.post(
-        f"{API}/sessions/{sid}/complete", json={"manifest": {"task-store": manifest_entry(records)}}, headers=headers
-    )
-    assert verdict.json["deletable_keys"] == ["task-store"]
+    verdict = complete(client, headers, sid, {"task-store": records})
+    assert verdict.json["deletable_keys"] == []
+    assert verdict.json["kept_keys"]["task-store"]["reason"] == "quarantined_records"
 
 
 def test_a_manifest_that_does_not_match_the_ledger_lists_no_key(client, auth) -> None:
     headers = auth("alice")
     sid = open_session(client, headers)
     put(client, headers, sid, 0, batch_body("task-store", TASKS[:2]))
-    manifest = {"task-store": manifest_entry(TASKS)}
-    response = client.post(f"{API}/sessions/{sid}/complete", json={"manifest": manifest}, headers=headers)
+    response = complete(client, headers, sid, {"task-store": TASKS})
     assert response.status_code == 409
     assert response.json["error"]["code"] == "manifest_mismatch"
     assert response.json["error"]["details"]["mismatches"][0]["key"] == "task-store"
@@ -479,7 +475,8 @@ def test_the_sqlite_default_runs_the_whole_protocol(tmp_path) -> None:
         assert [r["outcome"] for r in answers[0]["results"]] == ["inserted"] * 3 + ["quarantined"]
         assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
         first, _, verdict = migrate(client, headers, keys, "first")
-        assert verdict["deletable_keys"] == sorted(keys)
+        assert verdict["deletable_keys"] == sorted(set(keys) - {"task-store"})  # "junk" is in the quarantine
+        assert verdict["cleanup"] == {DRAFT_KEY: "strip", "environments": "strip"}
         newer = [dict(ENVIRONMENTS[0], name="Renamed", updatedAt="2030-01-01T00:00:00.000Z")]
         second, answers, verdict = migrate(client, headers, {"environments": newer}, "second")
         assert verdict["kept_keys"]["environments"]["reason"] == "open_conflicts"

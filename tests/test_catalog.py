@@ -106,10 +106,15 @@ def test_the_builtin_stores() -> None:
         "keys": ["environments", "task-store", "user-preferences"],
         "patterns": [DRAFT_KEY_PATTERN],
         "ignore_prefix": [OWN_KEY_PREFIX],
+        "parts": STORES.key_rules()["parts"],
+    }
+    assert STORES.key_rules()["parts"]["key:task-store"] == {
+        "loader": "json",
+        "stores": [{"name": "tasks", "steps": ["state", "tasks"], "shape": "array", "bare_array": False}],
     }
     described = STORES.named("environments").describe()
     assert described["secret_fields"] == ["githubToken"]
-    assert described["envelope"] == "zustand"
+    assert described["envelope"]["name"] == "zustand"
     json.dumps([spec.describe() for spec in STORES])
     with pytest.raises(KeyError):
         STORES.named("nope")
@@ -173,7 +178,10 @@ def test_patterns_are_tried_in_order() -> None:
     ("specs", "message"),
     [
         ([task_spec("a"), task_spec("a", key="other")], "store names must be unique; repeated: ['a']"),
-        ([task_spec("a"), task_spec("b")], "store keys must be unique; repeated: ['task-store']"),
+        (
+            [task_spec("a"), task_spec("b")],
+            "stores 'a' and 'b' both claim 'tasks' of key 'task-store': each part of a key belongs to one store",
+        ),
         ([draft_spec("d"), draft_spec("d")], "store names must be unique; repeated: ['d']"),
     ],
 )

@@ -15,6 +15,7 @@ from lsmigrate.shared.documents import DocumentSchema
 from lsmigrate.shared.envelopes import BARE, REDUX_PERSIST
 from lsmigrate.shared.fields import (
     AnyJson,
+    Date,
     Flag,
     Integer,
     JsonArray,
@@ -105,7 +106,7 @@ class TodoSchema(RecordSchema):
     done = Flag(data_key="done")
     priority = Integer(data_key="priority")
     estimate = Number(data_key="estimate")
-    due_date = Timestamp(data_key="dueDate")
+    due_date = Date(data_key="dueDate")
     tags = JsonArray(data_key="tags")
     meta = JsonObject(data_key="meta")
     extra = AnyJson(data_key="extra")
@@ -274,42 +275,48 @@ MISTAKES = [
     ("regex-atomic", _with(key=DROP, key_pattern="(?>to)do"), TODOS_STORE, "key_pattern", r".*uses \(\?>"),
     (
         "unknown-envelope",
-        _with(envelope="superjson"),
+        _with(envelope="jsonx"),
         TODOS_STORE,
         "envelope",
-        "expected one of zustand, redux-persist, bare; found 'superjson'",
+        "expected one of zustand, redux-persist, bare, superjson, mobx-persist-store, tanstack-query; found 'jsonx'",
     ),
-    ("unknown-shape", _with(shape="rows"), TODOS_STORE, "shape", "expected one of array, one; found 'rows'"),
     (
-        "unsupported-shape",
-        _with(shape="by_id"),
+        "unknown-shape",
+        _with(shape="rows"),
         TODOS_STORE,
         "shape",
-        r"shape 'by_id' is part of the format but not supported by this version of lsmigrate \(only array, one\)",
+        "expected one of array, by_id, entity_adapter, entries, one, scalar; found 'rows'",
     ),
+    ("bad-path", _with(path="a..b"), TODOS_STORE, "path", r"expected a path \(a name after the dot at position 1\)"),
     (
-        "unsupported-shape-2",
-        _with(shape="entity_adapter"),
-        TODOS_STORE,
-        "shape",
-        "shape 'entity_adapter' .*not supported",
-    ),
-    ("bad-path", _with(path="a..b"), TODOS_STORE, "path", "expected names separated by single dots, found 'a..b'"),
-    (
-        "path-selector",
-        _with(path='queries[queryKey=["todos"]].data'),
+        "path-selector-unclosed",
+        _with(path='queries[queryKey=["todos"].data'),
         TODOS_STORE,
         "path",
-        r"a \[field=value\] step is part of the format but not supported by this version of lsmigrate: found",
+        r"expected a path \(']' closing the \[field=value\] step at position 26\)",
     ),
-    ("path-type", _with(path=None), TODOS_STORE, "path", "expected a dotted path, found null"),
+    (
+        "path-selector-value",
+        _with(path="queries[queryKey=todos].data"),
+        TODOS_STORE,
+        "path",
+        r"expected a path \(a JSON value after 'queryKey=' at position 17\)",
+    ),
+    ("path-type", _with(path=None), TODOS_STORE, "path", "expected a path, found null"),
+    (
+        "version-path",
+        _with(version_path="a..b"),
+        TODOS_STORE,
+        "version_path",
+        "expected names separated by dots, found 'a..b'",
+    ),
     ("id-field-type", _with(id_field=3), TODOS_STORE, "id_field", "expected a field name, null or false; found number"),
     (
         "unknown-field-type",
         _with(fields={"title": "blob"}),
         TODOS_STORE,
         "fields",
-        "field 'title': expected one of text, boolean, integer, number, date, object, array, json, secret; "
+        "field 'title': expected one of text, boolean, integer, number, date, timestamp, object, array, json, secret; "
         "found 'blob'",
     ),
     ("field-type-type", _with(fields={"title": 1}), TODOS_STORE, "fields", "field 'title': expected one of .*number$"),
@@ -326,7 +333,7 @@ MISTAKES = [
         _with(fields={"updatedAt": "text"}),
         TODOS_STORE,
         "fields",
-        "field 'updatedAt': expected date for the timestamp_field, found 'text'",
+        "field 'updatedAt': expected timestamp for the timestamp_field, found 'text'",
     ),
     (
         "columns-without-table",
@@ -426,13 +433,12 @@ MISTAKES = [
         "expected one of newest_wins, keep_server, keep_local, ask; found 'merge'",
     ),
     (
-        "cleanup-strip",
-        _with(cleanup="strip"),
+        "unknown-cleanup",
+        _with(cleanup="wipe"),
         TODOS_STORE,
         "cleanup",
-        r"'strip' is part of the format but not supported by this version of lsmigrate \(only delete, keep\)",
+        "expected one of strip, delete, keep; found 'wipe'",
     ),
-    ("unknown-cleanup", _with(cleanup="wipe"), TODOS_STORE, "cleanup", "expected one of delete, keep; found 'wipe'"),
     (
         "duplicate-name",
         {"stores": [STORE, {**OTHER, "name": "todos"}]},
@@ -444,8 +450,8 @@ MISTAKES = [
         "duplicate-key",
         {"stores": [STORE, {**OTHER, "key": "todos"}]},
         "store 'projects'",
-        "key",
-        "expected a key no other store reads, found 'todos', the key of store 'todos' too",
+        "path",
+        "stores 'todos' and 'projects' both claim all of key 'todos': each part of a key belongs to one store",
     ),
 ]
 
@@ -542,9 +548,10 @@ def test_defaults_and_self_references() -> None:
         "stores.json",
     )
     described = catalog.named("nodes").describe()
-    assert described["envelope"] == "zustand" and described["records_path"] == "" and described["one_record"] is False
+    assert described["envelope"]["name"] == "zustand" and described["records_path"] == ""
+    assert described["shape"] == "array" and described["cleanup"] == "strip"
     assert (described["id_field"], described["timestamp_field"], described["version"]) == ("id", "updatedAt", 0)
-    assert (described["conflict_policy"], described["cleanup"], described["table"]) == ("newest_wins", "delete", None)
+    assert (described["conflict_policy"], described["cleanup"], described["table"]) == ("newest_wins", "strip", None)
     assert described["references"] == {"parent": "nodes"}
     assert described["fields"] == [
         ["parent", "parent", "Integer"],
@@ -559,7 +566,7 @@ def test_snake_case_columns_and_a_renamed_timestamp() -> None:
         "key": "t",
         "table": "app.items",
         "timestamp_field": "modified",
-        "fields": {"dueDate": "date", "HTMLTitle": "text", "createdAt": "date", "modified": "date"},
+        "fields": {"dueDate": "date", "HTMLTitle": "text", "createdAt": "timestamp", "modified": "timestamp"},
         "columns": {"modified": "changed_at"},
     }
     spec = catalog_from_document({"stores": [store]}, "stores.json").named("t")

@@ -10,7 +10,9 @@ from lsmigrate.server import errors
 from tests.migration_helpers import (
     API,
     batch_body,
+    catalog_of,
     colliding_ledger_row,
+    complete,
     manifest_entry,
     migrate,
     open_session,
@@ -62,10 +64,9 @@ def test_every_error_code_comes_from_a_real_request(app, client, auth, postgres,
     expect(client.post(f"{API}/sessions", json={"client_session_id": "tab-2"}, headers=alice), 409, "session_active")
     body = {"client_session_id": "tab-1", "dry_run": True}
     expect(client.post(f"{API}/sessions", json=body, headers=alice), 409, "dry_run_mismatch")
-    wrong = {"manifest": {"task-store": manifest_entry(TASKS[:2])}}
+    wrong = {"manifest": {"task-store": manifest_entry(TASKS[:2], catalog_of(client), "task-store")}}
     expect(client.post(f"{API}/sessions/{sid}/complete", json=wrong, headers=alice), 409, "manifest_mismatch")
-    right = {"manifest": {"task-store": manifest_entry(TASKS)}}
-    assert client.post(f"{API}/sessions/{sid}/complete", json=right, headers=alice).status_code == 200
+    assert complete(client, alice, sid, {"task-store": TASKS}).status_code == 200
     expect(put(client, alice, sid, 1, batch_body("task-store", ["more"], offset=3)), 409, "session_closed")
 
     monkeypatch.setitem(app.config, "CONFLICT_POLICIES", {"tasks": "ask"})

@@ -45,7 +45,8 @@ def test_a_stores_setting_that_names_no_catalog_is_a_precise_start_up_error(tmp_
 def test_a_broken_catalog_file_names_the_file_the_store_and_the_setting(tmp_path) -> None:
     path = tmp_path / "stores.json"
     path.write_text(json.dumps({"stores": [{"name": "todos", "key": "todos", "shape": "rows"}]}))
-    with pytest.raises(CatalogError, match=r"stores.json: store 'todos': setting 'shape': expected one of array, one"):
+    expected = "stores.json: store 'todos': setting 'shape': expected one of array, by_id, entity_adapter, entries"
+    with pytest.raises(CatalogError, match=expected):
         standalone(tmp_path, STORES=str(path))
 
 

@@ -37,7 +37,11 @@ def test_text_postgresql_cannot_store_is_quarantined_losslessly_in_every_store(c
         {"code": "unstorable_text", "field": "", "message": "holds NUL or a lone surrogate, which no column stores"}
     ]
     assert [r["code"] for r in answers[0]["results"][4]["reasons"]] == ["wrong_type", "unstorable_text"]
-    assert verdict["deletable_keys"] == sorted(UNSTORABLE)
+    # Each key holds a quarantined record: every key stays (their stores strip, the default).
+    assert verdict["deletable_keys"] == []
+    assert {key: kept["reason"] for key, kept in verdict["kept_keys"].items()} == dict.fromkeys(
+        UNSTORABLE, "quarantined_records"
+    )
     assert db_rows(postgres, "SELECT title FROM tasks") == [(UNSTORABLE["task-store"][5]["title"],)]
     # Listed back exactly as sent (the token masked).
     listed = client.get(f"{API}/sessions/{sid}/quarantine", headers=headers).json["records"]
@@ -78,3 +82,15 @@ def test_the_quarantine_lists_every_kind_with_its_raw_value_and_the_token_masked
     assert TOKEN not in response.get_data(as_text=True)
     other = client.get(f"{API}/sessions/{sid}/quarantine", headers=auth("bob"))
     assert (other.status_code, other.json["error"]["code"]) == (403, "foreign_session")
+
+
+def test_a_secret_the_mapping_refuses_is_encrypted_too_whatever_its_json_type(client, auth, postgres) -> None:
+    headers = auth("alice")
+    records = [{"id": "env-1", "name": "Prod", "githubToken": {"value": TOKEN}}, {"id": "env-2", "githubToken": 7}]
+    sid, answers, _ = migrate(client, headers, {"environments": records})
+    assert [r["outcome"] for r in answers[0]["results"]] == ["quarantined", "quarantined"]
+    stored = db_rows(postgres, "SELECT raw FROM quarantine ORDER BY index")
+    assert TOKEN not in json.dumps(stored)
+    assert [set(raw["githubToken"]) for (raw,) in stored] == [{"$encrypted_json"}, {"$encrypted_json"}]
+    listed = client.get(f"{API}/sessions/{sid}/quarantine", headers=headers).json["records"]
+    assert [record["raw"] for record in listed] == [record | {"githubToken": {"$masked": "…"}} for record in records]

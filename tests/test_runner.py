@@ -24,7 +24,13 @@ def test_every_store_is_uploaded_in_batches_and_cleaned_up(client, auth) -> None
     assert report["state"] == "done"
     assert report["keys"]["task-store"]["inserted"] == 5
     assert report["keys"]["task-store"]["cleaned_up"] is True
-    assert storage.items == {"theme": "dark"}
+    # Stripped (the default cleanup): the records taken out, every other byte of the key left.
+    assert storage.items == {
+        "theme": "dark",
+        "task-store": zustand("tasks", []),
+        "environments": zustand("environments", []),
+    }
+    assert report["keys"]["task-store"]["cleanup"] == "stripped"
     assert report["unknown_keys"] == ["theme"]
     uploads = [detail for name, detail in report["events"] if detail.get("phase") == "upload"]
     assert [detail["done"] for detail in uploads] == [0, 1, 3, 5, 6]
@@ -39,7 +45,7 @@ def test_a_corrupt_store_is_reported_and_left_alone_while_the_others_migrate(cli
     assert report["errors"] == [
         {"key": "task-store", "code": "invalid_json", "expected": "JSON text", "found": report["errors"][0]["found"]}
     ]
-    assert storage.items == {"task-store": "{not json"}
+    assert storage.items == {"task-store": "{not json", "environments": zustand("environments", [])}
 
 
 def test_a_key_the_app_rewrote_during_the_migration_is_kept_and_migrated_again(client, auth, postgres) -> None:
@@ -52,8 +58,8 @@ def test_a_key_the_app_rewrote_during_the_migration_is_kept_and_migrated_again(c
         if path.endswith("/complete") and storage.items["task-store"] == first:
             storage.items["task-store"] = rewritten  # Zustand writes the whole store on every set()
 
-    original_remove = storage.remove
-    storage.remove = lambda key: (removals.append(storage.items[key]), original_remove(key))  # type: ignore[method-assign]
+    original_set = storage.set
+    storage.set = lambda key, value: (removals.append(storage.items[key]), original_set(key, value))  # type: ignore[method-assign]
     report = run(storage, client_sender(client, auth("alice"), rewrite_before_the_first_complete))
     assert report["state"] == "done"
     assert report["rounds"] == 2
@@ -62,6 +68,7 @@ def test_a_key_the_app_rewrote_during_the_migration_is_kept_and_migrated_again(c
         "found": 2,
         "warnings": 0,
         "cleaned_up": True,
+        "cleanup": "stripped",
         "inserted": 1,
         "updated": 0,
         "unchanged": 1,
@@ -210,13 +217,15 @@ def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, au
     report = run(storage, recording, backups=backups)
     assert report["state"] == "done"
     assert report["rounds"] == 2
-    assert [(path.rsplit("/", 1)[1], body["records"]) for path, body in sent if died in path] == [("2", first[4:])]
-    assert [body["records"] for path, body in sent if died not in path] == [
+    assert [(path.rsplit("/", 1)[1], body["records"]) for path, body in sent if died in path and "records" in body] == [
+        ("2", first[4:])
+    ]
+    assert [body["records"] for path, body in sent if died not in path and "records" in body] == [
         rewritten[:2],
         rewritten[2:4],
         rewritten[4:],
     ]
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert backups.checkpoint is None
     assert backups.saved == {"b0": {"task-store": zustand("tasks", first)}, "b1": {"task-store": rewritten_raw}}
     uploads = [(d["done"], d["total"]) for d in events_named(report, "lsmigrate:progress") if d["phase"] == "upload"]
@@ -261,7 +270,7 @@ def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(
     assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
     assert report["state"] == "done"
     assert report["keys"]["task-store"]["inserted"] == 3
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert backups.checkpoint is None
     assert db_rows(postgres, "SELECT count(*) FROM migration_sessions WHERE client_session_id = 'lost-run'") == [(0,)]
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
@@ -296,7 +305,7 @@ def test_a_run_that_died_mid_upload_and_lost_its_backup_withdraws_its_session_an
     report = run(storage, send, backups=backups)
     assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
     assert report["state"] == "done", report.get("error")
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT status FROM migration_sessions WHERE id = %s", died) == [("rolled_back",)]
     assert db_rows(postgres, "SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = 'alice'") == [(5, 5)]
 
@@ -315,7 +324,7 @@ def test_a_checkpoint_whose_backup_and_session_are_not_ours_any_more_does_not_bl
     reports = [run(storage, client_sender(client, auth("alice")), backups=backups) for _ in range(2)]
     assert [report.get("error", {}).get("code") for report in reports] == [None, None]
     assert reports[0]["state"] == "done"
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
 
 
@@ -338,7 +347,7 @@ def test_a_run_that_died_after_complete_resumes_to_the_cleanup_without_uploading
     assert report["state"] == "done"
     assert calls == ["GET", "POST", "POST"]  # the stores, the session (verified), then complete again: no batch
     assert report["keys"]["task-store"]["inserted"] == 5
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert backups.checkpoint is None
 
 
@@ -348,7 +357,7 @@ def test_a_503_with_retry_after_is_waited_out_and_the_run_completes(client, auth
     report = run(storage, send, pacing=pacing)
     assert report["state"] == "done"
     assert pacing.sleeps == [2.0, 2.0]
-    assert send.puts == 4
+    assert send.puts == 5  # 2 refused, 2 batches, the remainder
     assert [
         (detail["phase"], detail["waiting"])
         for detail in events_named(report, "lsmigrate:progress")
@@ -357,7 +366,7 @@ def test_a_503_with_retry_after_is_waited_out_and_the_run_completes(client, auth
         ("upload", {"reason": "database_unavailable", "seconds": 2.0, "attempt": 1}),
         ("upload", {"reason": "database_unavailable", "seconds": 2.0, "attempt": 2}),
     ]
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
 
 
@@ -388,7 +397,7 @@ def test_network_errors_while_offline_wait_for_the_network_and_the_run_completes
     assert pacing.sleeps == []
     waits = [detail["waiting"] for detail in events_named(report, "lsmigrate:progress") if "waiting" in detail]
     assert waits == [{"reason": "offline", "attempt": 0}] * 3
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
 
 
@@ -439,12 +448,19 @@ def test_a_dry_run_changes_nothing_and_counts_what_the_real_run_does(client, aut
 
     real = run(FakeLocalStorage(items), send)
     assert real["state"] == "done"
+    # "not a task" is in the quarantine: its key stays (the default cleanup strips, and keeps such a key).
     assert {key: found["cleaned_up"] for key, found in real["keys"].items()} == {
-        "task-store": True,
+        "task-store": False,
         "environments": True,
     }
-    without_cleanup = {key: found | {"cleaned_up": None} for key, found in dry["keys"].items()}
-    assert without_cleanup == {key: found | {"cleaned_up": None} for key, found in real["keys"].items()}
+    assert real["keys"]["task-store"]["kept"]["reason"] == "quarantined_records"
+
+    def without_cleanup(found: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in found.items() if name not in ("cleaned_up", "cleanup")}
+
+    assert {key: without_cleanup(found) for key, found in dry["keys"].items()} == {
+        key: without_cleanup(found) for key, found in real["keys"].items()
+    }
     assert {k: dry["keys"]["task-store"][k] for k in ("found", "inserted", "quarantined", "superseded")} == {
         "found": 6,
         "inserted": 4,
@@ -509,9 +525,10 @@ def test_a_session_the_server_closed_under_the_runner_is_reopened(client, auth, 
         ("POST", "/sessions"),
         ("PUT", "/sessions/S/batches/1"),
         ("PUT", "/sessions/S/batches/2"),
+        ("PUT", "/sessions/S/remainders"),
         ("POST", "/sessions/S/complete"),
     ]
-    assert storage.items == {}
+    assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = 'alice'") == [(5, 5)]
     assert db_rows(postgres, "SELECT count(*), count(DISTINCT index) FROM migration_ledger") == [(5, 5)]
     assert dict(db_rows(postgres, "SELECT client_session_id, status FROM migration_sessions")) == {

@@ -12,7 +12,7 @@ from marshmallow import ValidationError, validate
 from lsmigrate.demo.stores import STORES
 from lsmigrate.shared import mapping
 from lsmigrate.shared.canonical import canonical_json
-from lsmigrate.shared.fields import Secret, SourceField, Text, json_type
+from lsmigrate.shared.fields import Date, Secret, SourceField, Text, json_type
 from lsmigrate.shared.ids import derived_id
 from lsmigrate.shared.mapping import MappedRecord, RecordSchema
 from lsmigrate.shared.stores import StoreSpec
@@ -447,6 +447,7 @@ class CheckedSchema(RecordSchema):
     label = Text(default="n/a")
     short = Text(validate=validate.Length(max=3))
     token = Secret(validate=validate.Length(min=8))
+    day = Date()
 
 
 CHECKED = StoreSpec(name="checked", key="checked", table="checked", records_path="items", schema=CheckedSchema())
@@ -468,6 +469,8 @@ WARNINGS = [
     ("timestamp_normalised", SPEC, {"createdAt": "2024-01-15T10:30:00+00:00"}),
     ("value_converted", CHECKED, {"code": "ABC"}),
     ("value_defaulted", CHECKED, {"label": None}),
+    ("date_epoch_ms", CHECKED, {"day": 1749427200000}),
+    ("date_from_timestamp", CHECKED, {"day": "2025-06-09T10:00:00.000Z"}),
 ]
 
 

@@ -262,7 +262,13 @@ export async function restoreBackup(id, keys = null) {
   const chosen = keys === null ? Object.keys(values) : [...keys];
   const missing = chosen.filter((key) => !Object.hasOwn(values, key));
   if (missing.length) throw new BackupError(`Backup ${id} holds no key ${missing.map((k) => `"${k}"`).join(", ")}`);
-  for (const key of chosen) {
+  return writeBack(values, chosen);
+}
+
+/** Write `values` (key -> text) back to localStorage, each read back and compared; resolves to the keys. */
+export function writeBack(values, keys = Object.keys(values)) {
+  for (const key of keys) {
+    if (typeof values[key] !== "string") throw new BackupError(`Key "${key}" has no text to restore`);
     try {
       localStorage.setItem(key, values[key]);
     } catch (error) {
@@ -272,7 +278,7 @@ export async function restoreBackup(id, keys = null) {
       throw new BackupError(`Key "${key}" reads back from localStorage differently after the restore`);
     }
   }
-  return chosen;
+  return [...keys];
 }
 
 /** Download backup `id` as lsmigrate-backup-<id>.json; resolves to the file's JSON text. */

@@ -100,8 +100,13 @@
   function seed() {
     const n = Math.max(1, Math.min(20000, Number($("#seed-count").value) || 25));
     const tasks = seedTasks(n).concat($("#seed-malformed").checked ? malformedTasks() : []);
-    localStorage.setItem("task-store", JSON.stringify({ state: { tasks }, version: 0 }));
-    localStorage.setItem("environments", JSON.stringify({ state: { environments: seedEnvironments() }, version: 0 }));
+    // Beside the records, what a Zustand store keeps of the UI: no store claims it, the server keeps it too
+    // (the key's remainder), and cleanup leaves it where it is.
+    const selectedTaskId = tasks[0] && tasks[0].id;
+    localStorage.setItem("task-store", JSON.stringify({ state: { tasks, selectedTaskId }, version: 0 }));
+    const environments = seedEnvironments();
+    const activeEnvironmentId = environments[0].id;
+    localStorage.setItem("environments", JSON.stringify({ state: { environments, activeEnvironmentId }, version: 0 }));
     localStorage.setItem("react-hook-form-task-form", JSON.stringify(seedDraft()));
     localStorage.setItem("user-preferences", JSON.stringify({ state: seedPreferences(), version: 0 }));
     // Keys lsmigrate does not migrate: reported, never touched.

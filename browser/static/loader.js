@@ -7,18 +7,22 @@
  *         data-api="/api/migration" data-batch-size="500"></script>
  *
  * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
- * backups(), restore(id, keys), downloadBackup(id), needsMigration(), memory(),
+ * backups(), restore(id, keys), downloadBackup(id), restoreFromServer(keys), needsMigration(), memory(),
  * api(method, path, body) (the migration API with this page's token),
  * finish() (once the last run's conflicts are resolved: verify again, clean up).
  * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide, the wheels and the runner loaded).
  * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
  * lsmigrate:error (and lsmigrate:warning).
  *
- * Nothing to do: no migratable key, or the marker (localStorage
- * "lsmigrate:done", written after a finished run) lists every migratable key
- * still present with the fingerprint it had then (a key kept for an open
- * conflict, a corrupt key; never a key the run left pending). A key added or
- * changed since makes it run again.
+ * Nothing to do: no migratable key holds records to migrate. A key's stores'
+ * parts are found by the declared paths (CONFIG.parts), without Pyodide: a key
+ * whose record containers are empty or absent, and whose documents are the
+ * ones this origin already migrated, holds nothing new (a library re-persisting
+ * its initial state after cleanup boots nothing). The marker (localStorage
+ * "lsmigrate:done", written after a finished run) remembers each key as it was
+ * left (a key kept for an open conflict, a corrupt key; never a key the run
+ * left pending) and a fingerprint of each store's part. A key the loader cannot
+ * read (an envelope of the app's own) runs whenever its text changed.
  * One tab at a time: the run holds the Web Lock "lsmigrate:migration"; a tab
  * waiting for it hears the outcome on the BroadcastChannel "lsmigrate",
  * takes it as its own and does not run. backups.js (IndexedDB) is imported
@@ -62,6 +66,79 @@
     return keys.sort();
   }
 
+  function ruleOf(key) {
+    const exact = CONFIG.parts["key:" + key];
+    if (exact) return exact;
+    const index = patterns.findIndex((pattern) => pattern.test(key));
+    return index < 0 ? null : CONFIG.parts["pattern:" + CONFIG.patterns[index]];
+  }
+
+  /* JSON text with sorted keys: how two JSON values are told equal. */
+  function canonical(value) {
+    if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+    if (value && typeof value === "object") {
+      return `{${Object.keys(value).sort().map((name) => `${JSON.stringify(name)}:${canonical(value[name])}`).join(",")}}`;
+    }
+    return JSON.stringify(value);
+  }
+
+  function walk(value, steps) {
+    for (const step of steps) {
+      if (typeof step === "string") {
+        if (!value || typeof value !== "object" || Array.isArray(value) || !(step in value)) return undefined;
+        value = value[step];
+      } else {
+        if (!Array.isArray(value)) return undefined;
+        const wanted = canonical(step[1]);
+        value = value.find((item) => item && typeof item === "object" && step[0] in item && canonical(item[step[0]]) === wanted);
+      }
+    }
+    return value;
+  }
+
+  /* How many records a store's part holds (1 for a document, or for a part of another kind: Pyodide says why). */
+  function countOf(shape, value) {
+    if (shape === "array" || shape === "entries") return Array.isArray(value) ? value.length : 1;
+    if (shape === "by_id") return value && typeof value === "object" && !Array.isArray(value) ? Object.keys(value).length : 1;
+    if (shape === "entity_adapter") {
+      const ok = value && Array.isArray(value.ids) && value.entities && typeof value.entities === "object";
+      return ok ? Math.max(value.ids.length, Object.keys(value.entities).length) : 1;
+    }
+    return 1;
+  }
+
+  /* Each store's part of a key: {count, print}, or null when it is not there; null for the whole key when the
+   * loader cannot read it (not JSON, or an envelope of the app's own). */
+  function partsOf(key, raw) {
+    const rule = ruleOf(key);
+    if (!rule || !rule.loader) return null;
+    let tree;
+    try {
+      tree = JSON.parse(raw);
+      if (rule.loader === "json-values") {
+        if (!tree || typeof tree !== "object" || Array.isArray(tree)) return null;
+        tree = Object.fromEntries(Object.entries(tree).map(([name, text]) => [name, JSON.parse(text)]));
+      }
+    } catch (error) {
+      return null;
+    }
+    const parts = {};
+    for (const store of rule.stores) {
+      const value = store.bare_array && Array.isArray(tree) ? tree : walk(tree, store.steps);
+      parts[store.name] = value === undefined ? null : { count: countOf(store.shape, value), print: fingerprint(canonical(value)) };
+    }
+    return parts;
+  }
+
+  /* True when a key holds records this origin has not migrated yet. */
+  function holdsNew(key, raw, marker) {
+    if (marker && marker.left && marker.left[key] === fingerprint(raw)) return false;
+    const parts = partsOf(key, raw);
+    if (parts === null) return true;
+    const migrated = (marker && marker.parts && marker.parts[key]) || {};
+    return Object.entries(parts).some(([store, part]) => part && part.count > 0 && part.print !== migrated[store]);
+  }
+
   /* FNV-1a over the UTF-16 code units, and the length: tells a rewritten value from the one left behind. */
   function fingerprint(text) {
     let hash = 0x811c9dc5;
@@ -80,20 +157,25 @@
   }
 
   function needsMigration() {
-    const keys = migratableKeys();
-    if (keys.length === 0) return false;
     const marker = readMarker();
-    if (!marker || typeof marker.left !== "object") return true;
-    return keys.some((key) => marker.left[key] !== fingerprint(localStorage.getItem(key)));
+    return migratableKeys().some((key) => holdsNew(key, localStorage.getItem(key), marker));
   }
 
   function writeMarker(report) {
     const pending = new Set(report.pending_keys || []);
     const left = {};
+    const parts = {};
     for (const key of migratableKeys()) {
-      if (!pending.has(key)) left[key] = fingerprint(localStorage.getItem(key));
+      if (pending.has(key)) continue;
+      const raw = localStorage.getItem(key);
+      left[key] = fingerprint(raw);
+      const found = partsOf(key, raw);
+      if (found) {
+        parts[key] = Object.fromEntries(Object.entries(found).filter(([, part]) => part).map(([store, part]) => [store, part.print]));
+      }
     }
-    localStorage.setItem(MARKER, JSON.stringify({ session_id: report.session_id, at: new Date().toISOString(), left }));
+    const marker = { session_id: report.session_id, at: new Date().toISOString(), left, parts };
+    localStorage.setItem(MARKER, JSON.stringify(marker));
   }
 
   function backupsModule() {
@@ -243,26 +325,33 @@
   async function finish() {
     const report = current.report;
     if (!report || !report.session_id || !report.manifest || report.dry_run) return report;
-    const verdict = await api("POST", `/sessions/${report.session_id}/complete`, { manifest: report.manifest });
-    for (const [key, counts] of Object.entries(verdict.counts || {})) {
-      const entry = report.keys[key];
-      if (!entry) continue;
-      for (const outcome of CONFIG.outcomes) {
-        entry[outcome] = counts[outcome] || 0;
-      }
+    const [page, host] = await Promise.all([boot(), makeHost()]);
+    const forward = (name, detail) => emit(name, JSON.parse(detail));
+    const options = JSON.stringify({ ...defaults, stores: CONFIG.stores });
+    const finished = JSON.parse(await page.finish(options, JSON.stringify(report), forward, host));
+    if (finished.state === "failed") return settle(finished);
+    writeMarker(finished);
+    return settle(finished);
+  }
+
+  /* "Restore this browser from the server" (a new device, or a browser cleared): every key the server holds
+   * for the user (or those named), rebuilt there, written back with the checks of a backup restore. The keys
+   * are remembered as migrated, so the next page load migrates them again only once the app changes them. */
+  async function restoreFromServer(keys = null) {
+    const held = (await api("GET", "/keys")).keys.map((entry) => entry.key);
+    const chosen = keys === null ? held : [...keys];
+    const missing = chosen.filter((key) => !held.includes(key));
+    if (missing.length) throw new Error(`The server holds no key ${missing.map((k) => `"${k}"`).join(", ")}`);
+    const values = {};
+    for (const key of chosen) {
+      values[key] = (await api("GET", `/keys/${encodeURIComponent(key)}`)).value;
     }
-    const backedUp = await (await backupsModule()).backupValues(report.backup_id);
-    for (const key of verdict.deletable_keys) {
-      const entry = report.keys[key];
-      if (!entry || entry.cleaned_up) continue;
-      if (localStorage.getItem(key) === backedUp[key]) {
-        localStorage.removeItem(key);
-        entry.cleaned_up = true;
-        delete entry.kept;
-      }
-    }
-    writeMarker(report);
-    return settle(report);
+    const written = (await backupsModule()).writeBack(values, chosen);
+    const marker = readMarker() || { session_id: null, at: new Date().toISOString(), left: {}, parts: {} };
+    marker.left = marker.left || {};
+    for (const key of written) marker.left[key] = fingerprint(values[key]);
+    localStorage.setItem(MARKER, JSON.stringify(marker));
+    return written;
   }
 
   function start(overrides = {}) {
@@ -285,6 +374,7 @@
     finish,
     backups: () => backupsModule().then((store) => store.listBackups()),
     restore: (id, keys = null) => backupsModule().then((store) => store.restoreBackup(id, keys)),
+    restoreFromServer,
     downloadBackup: (id) => backupsModule().then((store) => store.downloadBackup(id)),
   };
   if (defaults.mode === "auto" && needsMigration()) {

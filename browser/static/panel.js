@@ -135,6 +135,11 @@ class LsmigratePanel extends HTMLElement {
     this.shelf = shelf;
     box.append(shelf);
 
+    // A new device, or a browser cleared: the keys as the server holds them, rebuilt there.
+    const fromServer = element("button", { type: "button", class: "from-server" }, "Restore this browser from the server");
+    fromServer.addEventListener("click", () => this.restoreFromServer());
+    box.append(fromServer);
+
     box.append(element("h3", {}, "Events"));
     this.log = element("ol", { class: "log", "aria-label": "Event log" });
     box.append(this.log);
@@ -342,7 +347,7 @@ class LsmigratePanel extends HTMLElement {
       row.append(element("td", {}, size == null ? "—" : bytes(size)));
       row.append(element("td", {}, counts.found == null ? "—" : counts.found));
       for (const outcome of OUTCOMES) row.append(element("td", {}, counts[outcome] == null ? "—" : counts[outcome]));
-      const result = counts.cleaned_up ? "removed" : counts.found === undefined && !counts.error ? "found" : this.why(counts);
+      const result = counts.cleaned_up ? (counts.cleanup === "stripped" ? "records removed" : "removed") : counts.found === undefined && !counts.error ? "found" : this.why(counts);
       row.append(element("td", {}, result));
       body.append(row);
     }
@@ -375,6 +380,20 @@ class LsmigratePanel extends HTMLElement {
       download.addEventListener("click", () => window.lsmigrate.downloadBackup(backup.id));
       item.append(restore, download);
       this.backups.append(item);
+    }
+  }
+
+  async restoreFromServer() {
+    if (!window.lsmigrate) return;
+    try {
+      const keys = await window.lsmigrate.restoreFromServer();
+      const named = keys.length ? keys.join(", ") : "nothing (the server holds no key of yours)";
+      this.entry(`Restored from the server: ${named}`);
+      this.setState("idle", `Restored from the server: ${named}.`);
+      this.showFound();
+    } catch (error) {
+      this.entry(`Restoring from the server failed: ${error.message || error}`);
+      this.setState("failed", `Restoring from the server failed: ${error.message || error}`);
     }
   }
 

@@ -15,6 +15,7 @@ from lsmigrate.server.ingest import put_batch
 from lsmigrate.server.records.quarantine import list_quarantine
 from lsmigrate.server.sessions import describe_session, find_session, open_session
 from lsmigrate.server.sessions.conflicts import find_conflict, list_conflicts, resolve_conflict
+from lsmigrate.server.sessions.keys import list_keys, put_remainder, show_key
 from lsmigrate.server.sessions.rollback import rollback_session
 from lsmigrate.server.sessions.verify import complete_session
 from lsmigrate.shared.protocol import MAX_SEQ, PROTOCOL_VERSION, CompleteRequest, ResolveRequest, SessionRequest
@@ -84,6 +85,24 @@ def show_session(sid: str) -> ResponseReturnValue:
 def upload_batch(sid: str, seq: int) -> ResponseReturnValue:
     """Apply one batch, idempotently."""
     return put_batch(find_session(g.user_id, sid), seq, request.get_data())
+
+
+@bp.put("/sessions/<sid>/remainders")
+def upload_remainder(sid: str) -> ResponseReturnValue:
+    """Keep what no store claims in one key (idempotent)."""
+    return put_remainder(find_session(g.user_id, sid), request.get_data())
+
+
+@bp.get("/keys")
+def show_keys() -> ResponseReturnValue:
+    """The keys the server holds for the user: the latest verified value of each, and its session."""
+    return list_keys(g.user_id)
+
+
+@bp.get("/keys/<path:key>")
+def show_one_key(key: str) -> ResponseReturnValue:
+    """One key's latest verified value, rebuilt: the string localStorage held."""
+    return show_key(g.user_id, key)
 
 
 @bp.post("/sessions/<sid>/complete")

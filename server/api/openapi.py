@@ -26,6 +26,7 @@ from lsmigrate.shared.protocol import (
     PROTOCOL_VERSION,
     BatchRequest,
     CompleteRequest,
+    RemainderRequest,
     ResolveRequest,
     SessionRequest,
 )
@@ -49,6 +50,7 @@ _PARAMETERS = {
     "sid": {"type": "string", "format": "uuid"},
     "cid": {"type": "string", "format": "uuid"},
     "seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+    "key": {"type": "string", "description": "the localStorage key, percent-encoded"},
 }
 
 
@@ -94,6 +96,27 @@ OPERATIONS = (
         {200: out.BatchResponse},
         (*_IN_SESSION, *_WITH_BODY, 409),
         BatchRequest,
+    ),
+    Operation(
+        "put",
+        "/api/migration/sessions/<sid>/remainders",
+        "Keep what no store claims in one key (its remainder), idempotently.",
+        {200: out.RemainderResponse},
+        (*_IN_SESSION, *_WITH_BODY, 409),
+        RemainderRequest,
+    ),
+    Operation(
+        "get",
+        "/api/migration/keys",
+        "The keys the server holds for the user: the latest verified value of each, with its session.",
+        {200: out.KeyList},
+    ),
+    Operation(
+        "get",
+        "/api/migration/keys/<path:key>",
+        "One key's latest verified value, rebuilt: the string localStorage held.",
+        {200: out.KeyValue},
+        (404, 409),
     ),
     Operation(
         "post",

@@ -44,9 +44,14 @@ class StoreDescription(Schema):
     name = fields.String(required=True)
     key = fields.String(required=True, allow_none=True)
     key_pattern = fields.String(required=True, allow_none=True)
-    envelope = fields.String(required=True)
-    records_path = fields.String(required=True)
-    one_record = fields.Boolean(required=True)
+    envelope = fields.Dict(
+        required=True, metadata={"description": "name, state_path, version_path and how the loader reads it"}
+    )
+    records_path = fields.String(required=True, metadata={"description": "the store's part of the key's state"})
+    steps = fields.List(fields.Raw(), required=True, metadata={"description": "records_path parsed"})
+    shape = fields.String(required=True, metadata={"description": "array, by_id, entity_adapter, entries, one, scalar"})
+    version_path = fields.List(fields.String(), required=True, allow_none=True)
+    cleanup = fields.String(required=True, metadata={"description": "strip, delete or keep"})
     table = fields.String(required=True)
     id_field = fields.String(required=True, allow_none=True)
     timestamp_field = fields.String(required=True, allow_none=True)
@@ -116,10 +121,52 @@ class CompleteResponse(Schema):
     session_id = fields.UUID(required=True)
     dry_run = fields.Boolean(required=True)
     verified = fields.Boolean(required=True)
-    deletable_keys = fields.List(fields.String(), required=True)
+    deletable_keys = fields.List(
+        fields.String(), required=True, metadata={"description": "the keys the page may clean up (see cleanup)"}
+    )
+    cleanup = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "per deletable key: delete, or strip (take the migrated records out)"},
+    )
     kept_keys = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     counts = fields.Dict(
         keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.Integer()), required=True
+    )
+
+
+class RemainderResponse(Schema):
+    """A key's remainder, kept."""
+
+    key = fields.String(required=True)
+    digest = fields.String(required=True)
+
+
+class KeySummary(Schema):
+    """A key the server holds for the user: its latest verified value's session."""
+
+    key = fields.String(required=True)
+    session_id = fields.UUID(required=True)
+    verified_at = fields.DateTime(required=True)
+    value_digest = fields.String(required=True)
+
+
+class KeyList(Schema):
+    """The keys the server holds for the user."""
+
+    keys = fields.List(fields.Nested(KeySummary), required=True)
+
+
+class KeyValue(Schema):
+    """A key's latest verified value, rebuilt from rows, quarantine and remainder."""
+
+    key = fields.String(required=True)
+    value = fields.String(required=True, metadata={"description": "the string localStorage held"})
+    session_id = fields.UUID(required=True)
+    verified_at = fields.DateTime(required=True)
+    as_verified = fields.Boolean(
+        required=True, metadata={"description": "false when the app changed a row since: the rows as they are now"}
     )
 
 

@@ -112,10 +112,13 @@ def resolve_models(catalog: StoreCatalog, db: Any) -> dict[str, Any]:
 
 def columns_written(spec: StoreSpec) -> set[str]:
     """The columns a row of `spec` fills in a table of its own: its fields' (a secret's hint and ciphertext),
-    the derived ones, the document and key columns, found by mapping an empty record once."""
+    the derived ones, the document and key columns, found by mapping an empty record once, and
+    `secrets_encrypted` when its schema has secret paths."""
     mapped = spec.mapper.map({}, key="", index=0, user_id="", migrated_at="1970-01-01T00:00:00.000000+00:00")
     written = set(mapped.row or ())
     written |= {f"{column.name}_encrypted" for column in spec.mapper.columns if column.secret}
+    if spec.mapper.nested_secrets:
+        written.add("secrets_encrypted")
     return written
 
 
@@ -188,6 +191,8 @@ class LedgerEntry(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The store the record belongs to (stores may share a key: each holds a run of its indexes).
+    store: Mapped[str | None] = mapped_column(String(64))
     batch_seq: Mapped[int] = mapped_column(Integer)
     source_id: Mapped[Any | None] = mapped_column(OptionalJson)
     digest: Mapped[str] = mapped_column(String(64))
@@ -211,6 +216,7 @@ class QuarantinedRecord(Base):
     user_id: Mapped[str] = mapped_column(String(255), index=True)
     key: Mapped[str] = mapped_column(String(255))
     index: Mapped[int] = mapped_column(Integer)
+    store: Mapped[str | None] = mapped_column(String(64))
     raw: Mapped[Any] = mapped_column(JsonValue)
     reasons: Mapped[list[Any]] = mapped_column(JsonValue)
     target_table: Mapped[str | None] = mapped_column(String(64))
@@ -235,6 +241,7 @@ class MigrationConflict(Base):
     user_id: Mapped[str] = mapped_column(String(255), index=True)
     key: Mapped[str] = mapped_column(String(255))
     index: Mapped[int] = mapped_column(Integer)
+    store: Mapped[str | None] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     target_table: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[uuid.UUID] = mapped_column(Uuid)
@@ -247,3 +254,23 @@ class MigrationConflict(Base):
     resolution: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(Moment)
     resolved_at: Mapped[datetime | None] = mapped_column(Moment)
+
+
+class KeyRemainder(Base):
+    """What no store claims in a localStorage key, as one session read it (lsmigrate.shared.keys): with the
+    key's records (ledger, rows, quarantine) it rebuilds the key's value. `document` is stored as
+    `records.quarantine.storable` gives it (text no column holds wrapped); `value_digest` is the digest of
+    the key's value the session verified."""
+
+    __tablename__ = "migration_remainders"
+    __table_args__ = (Index("ix_migration_remainders_user_key", "user_id", "key"),)
+
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("migration_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    document: Mapped[Any] = mapped_column(JsonValue)
+    digest: Mapped[str] = mapped_column(String(64))
+    value_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Moment)

@@ -49,8 +49,10 @@ from lsmigrate.server.ingest.plan import Plan, plan_batch
 from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
+from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
+from lsmigrate.shared.stores import StoreSpec
 
 _BATCH_REQUEST = BatchRequest()
 ATTEMPTS = 3
@@ -183,6 +185,18 @@ def _apply(
     return response, not batch.dry_run and bool(plan.inserts or plan.updates)
 
 
+#: Why a record whose row would not give it back is kept in the quarantine instead.
+NOT_REBUILDABLE = {"code": "not_rebuildable", "field": "", "message": "its row would not give the record back exactly"}
+
+
+def _rebuildable(spec: StoreSpec, mapped: MappedRecord) -> MappedRecord:
+    """The record as mapped when its row gives it back exactly (what `complete` relies on to prove a key);
+    otherwise quarantined, its raw value kept."""
+    if mapped.row is None or digest(spec.rebuild(mapped.row, mapped.secrets)) == mapped.digest:
+        return mapped
+    return MappedRecord(mapped.index, mapped.digest, None, reasons=[NOT_REBUILDABLE])
+
+
 def _is_collision(error: IntegrityError) -> bool:
     """True when a unique constraint refused the write (someone else wrote that key first)."""
     if isinstance(error.orig, psycopg.errors.UniqueViolation):
@@ -201,9 +215,21 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
     if session.status != "open":
         raise _session_closed()
     lsmigrate = current_lsmigrate()
-    spec = lsmigrate.spec_for_key(payload["key"])
-    if spec is None:
+    stores = lsmigrate.catalog.stores_for_key(payload["key"])
+    if not stores:
         raise Unprocessable(f"{payload['key']!r} is not a store lsmigrate migrates.", code="unknown_store")
+    if payload["store"] is None and len(stores) > 1:
+        names = [spec.name for spec in stores]
+        raise Unprocessable(
+            f"{payload['key']!r} holds the stores {names}: say which one the batch is of.", code="store_required"
+        )
+    spec = next((spec for spec in stores if payload["store"] in (None, spec.name)), None)
+    if spec is None:
+        raise Unprocessable(
+            f"{payload['key']!r} holds no store {payload['store']!r}.",
+            code="unknown_store",
+            details={"stores": [spec.name for spec in stores]},
+        )
     records, digests, key = payload["records"], payload["digests"], payload["key"]
     limit = lsmigrate.settings["MAX_BATCH_RECORDS"]
     if len(records) > limit:
@@ -218,6 +244,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         raise Unprocessable(
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
+    mapped = [_rebuildable(spec, record) for record in mapped]
     batch = Batch(spec, lsmigrate.model_for(spec), session.id, session.user_id, session.dry_run, key, seq)
     check_text = may_hold_unstorable_text(body)
     for _ in range(ATTEMPTS):

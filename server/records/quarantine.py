@@ -1,8 +1,10 @@
 """The quarantine: raw source records that did not become a row, and why.
 
 A quarantined record keeps its raw value, whole. Secrets in it (a store's
-secret fields) are encrypted before it is stored and shown only as a hint
-(`{"$masked": "ghp_…abcd"}`) when listed. Reason codes:
+secret fields and the values at its schema's secret paths, whatever their
+JSON type) are encrypted before it is stored and shown only as a hint
+(`{"$masked": "ghp_…abcd"}`, `{"$masked": "…"}` for a short or non-text
+secret) when listed. Reason codes:
 
     not_an_object, invalid_id, wrong_type, invalid_value   the mapping refused it (shared.mapping)
     unstorable_text    it holds text PostgreSQL cannot store (NUL, a lone surrogate)
@@ -22,7 +24,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import select
 
@@ -94,12 +96,25 @@ def _unstorable(reasons: list[dict[str, Any]]) -> bool:
     return any(reason.get("code") == UNSTORABLE["code"] for reason in reasons)
 
 
-def _encrypt(box: SecretBox, value: str) -> dict[str, str]:
-    try:
-        return {"$encrypted": box.encrypt(value)}
-    except UnicodeEncodeError:
-        # A lone surrogate cannot be UTF-8 encoded: encrypt its ASCII JSON text instead.
-        return {"$encrypted_json": box.encrypt(json.dumps(value))}
+def _is_encrypted(value: Any) -> TypeGuard[dict[str, str]]:
+    """True for a secret in its stored form: {"$encrypted": ciphertext} or {"$encrypted_json": ciphertext}."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    [(name, ciphertext)] = value.items()
+    return name in ("$encrypted", "$encrypted_json") and isinstance(ciphertext, str)
+
+
+def _encrypt(box: SecretBox, value: Any) -> dict[str, str]:
+    if _is_encrypted(value):
+        # Already stored so: a conflict's local record (kept encrypted) on its way to the quarantine.
+        return value
+    if isinstance(value, str):
+        try:
+            return {"$encrypted": box.encrypt(value)}
+        except UnicodeEncodeError:
+            pass  # a lone surrogate cannot be UTF-8 encoded: its ASCII JSON text is, below
+    # Any other JSON value at a secret's place (a token the mapping refuses, a secret path's object) is a secret too.
+    return {"$encrypted_json": box.encrypt(json.dumps(value))}
 
 
 def _decrypt(box: SecretBox, value: Any) -> Any:
@@ -111,33 +126,23 @@ def _decrypt(box: SecretBox, value: Any) -> Any:
 
 
 def encrypt_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
-    """The raw record with the value of every secret field encrypted."""
-    if not isinstance(raw, dict):
-        return raw
-    return {
-        name: _encrypt(box, value) if name in spec.secret_fields and isinstance(value, str) else value
-        for name, value in raw.items()
-    }
+    """The raw record with every secret in it encrypted: a Secret field's value and one at a secret path."""
+    return spec.mapper.change_secrets(raw, lambda value: _encrypt(box, value))
 
 
 def decrypt_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
     """The raw record as it was read, from its stored form."""
-    if not isinstance(raw, dict):
-        return raw
-    return {name: _decrypt(box, value) if name in spec.secret_fields else value for name, value in raw.items()}
+    return spec.mapper.change_secrets(raw, lambda value: _decrypt(box, value))
 
 
 def mask_secrets(spec: StoreSpec, raw: Any, box: SecretBox) -> Any:
     """The stored raw record for display: every secret a `$masked` hint, never its value."""
-    if not isinstance(raw, dict):
-        return raw
-    masked = {}
-    for name, value in raw.items():
-        if name in spec.secret_fields and isinstance(value, dict):
-            clear = _decrypt(box, value)
-            value = {"$masked": secret_hint(clear) if isinstance(clear, str) else "…"}
-        masked[name] = value
-    return masked
+
+    def mask(value: Any) -> dict[str, str]:
+        clear = _decrypt(box, value)
+        return {"$masked": secret_hint(clear) if isinstance(clear, str) else "…"}
+
+    return spec.mapper.change_secrets(raw, mask)
 
 
 def stored_raw(raw: Any, reasons: list[dict[str, Any]]) -> Any:
@@ -166,6 +171,7 @@ def quarantine_row(
         "user_id": owner[1],
         "key": key,
         "index": index,
+        "store": spec.name,
         "raw": value,
         "reasons": reasons,
         "target_table": None if target is None else target[0],
@@ -184,7 +190,7 @@ def list_quarantine(session: MigrationSession) -> list[dict[str, Any]]:
     )
     records = []
     for record in db.session.scalars(query):
-        spec = current_lsmigrate().spec_for_key(record.key)
+        spec = current_lsmigrate().spec_of(record.store, record.key)
         raw = stored_raw(record.raw, record.reasons)
         records.append(
             {

@@ -2,10 +2,12 @@
 
 Rows are built the same way for every store: in a store's own table each
 secret column of the spec is stored as `<name>_encrypted` beside the
-`<name>_hint` the mapping made; in lsmigrate's generic `migrated_records`
-the row holds the source record (`data`, its secrets taken out), the
-secrets in one ciphertext (`secrets_encrypted`), and the store's name. An image is a
-row as JSON (dates in ISO 8601, ids as text, secret columns as stored,
+`<name>_hint` the mapping made, and the secrets at the schema's secret paths
+(`auth.token`) in one ciphertext of the JSON object {path: value}
+(`secrets_encrypted`); in lsmigrate's generic `migrated_records` the row
+holds the source record (`data`, its secrets taken out), all its secrets in
+one ciphertext (`secrets_encrypted`), and the store's name. An image is a
+row as JSON (dates and times in ISO 8601, ids as text, secret columns as stored,
 encrypted): the ledger keeps the image of a row a session overwrote, a
 conflict the image of the user's row, and rollback writes an image back.
 """
@@ -16,7 +18,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Date, DateTime, UniqueConstraint, Uuid, select
@@ -41,7 +43,8 @@ def is_generic(model: Any) -> bool:
 
 def _generic_image(names: Any) -> bool:
     """True when `names` (an image, or a table's columns) are those of the generic table."""
-    return "secrets_encrypted" in names and "store" in names
+    # A host table may have secrets_encrypted (secret paths) and a column "store" of its own too.
+    return all(name in names for name in ("secrets_encrypted", "store", "record_id"))
 
 
 def db_row(
@@ -61,7 +64,7 @@ def db_row(
     row["id"] = row_id
     for name, kind in typed:
         value = row.get(name)
-        if isinstance(value, str):  # the shared mapping's JSON text: a Timestamp's ISO time, a reference's id
+        if isinstance(value, str):  # the shared mapping's JSON text: an ISO time or date, a reference's id
             row[name] = _FROM_TEXT[kind](value)
     row["user_id"] = owner[1]
     row["source_digest"] = mapped.digest
@@ -72,14 +75,24 @@ def db_row(
         if column.secret:
             secret = mapped.secrets.get(column.name)
             row[f"{column.name}_encrypted"] = None if secret is None else box.encrypt(secret)
+    if spec.mapper.nested_secrets:
+        nested = {path: mapped.secrets[path] for path, _ in spec.mapper.nested_secrets if path in mapped.secrets}
+        row["secrets_encrypted"] = box.encrypt(canonical_json(nested)) if nested else None
     return row
 
 
-_FROM_TEXT: dict[str, Callable[[str], Any]] = {
-    "datetime": datetime.fromisoformat,
-    "date": lambda text: datetime.fromisoformat(text).date(),
-    "uuid": uuid.UUID,
-}
+def _moment(text: str) -> datetime:
+    """The aware time ISO text stands for: a Timestamp's time, or a Date's date at midnight UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _day(text: str) -> date:
+    """The date ISO text stands for: a Date's date, or a Timestamp's UTC date."""
+    return _moment(text).astimezone(UTC).date()
+
+
+_FROM_TEXT: dict[str, Callable[[str], Any]] = {"datetime": _moment, "date": _day, "uuid": uuid.UUID}
 
 
 @functools.cache
@@ -105,10 +118,10 @@ def _generic_row(
 ) -> dict[str, Any]:
     assert mapped.row is not None
     mapped_row = mapped.row
-    data = spec.rebuild(mapped_row, {})
+    data = spec.rebuild(mapped_row, {})  # without its secrets
     meta = mapped_row["metadata"]
     if isinstance(data, dict) and (mapped.secrets or spec.references):
-        taken = {column.source_key for column in spec.mapper.columns if column.name in mapped.secrets}
+        taken = {c.source_key for c in spec.mapper.columns if c.secret and c.name in mapped.secrets}
         data = {name: value for name, value in data.items() if name not in taken}
         rewritten = meta.get("original", {})
         for column in spec.mapper.columns:  # a reference holds the row id it was rewritten to
@@ -131,8 +144,8 @@ def _generic_row(
         "metadata": meta,
         "source_digest": mapped.digest,
         "migration_session_id": owner[0],
-        "created_at": datetime.fromisoformat(mapped_row["created_at"]),
-        "updated_at": datetime.fromisoformat(mapped_row["updated_at"]),
+        "created_at": _moment(mapped_row["created_at"]),
+        "updated_at": _moment(mapped_row["updated_at"]),
     }
 
 
@@ -148,7 +161,7 @@ def local_version(spec: StoreSpec, mapped: MappedRecord) -> datetime | None:
         return None
     if any(w.get("field") == spec.timestamp_field and w.get("code") in _NO_TIME for w in mapped.warnings):
         return None
-    return datetime.fromisoformat(mapped.row[column])
+    return _moment(mapped.row[column])
 
 
 @functools.cache
@@ -176,7 +189,7 @@ def image(model: Any, row: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for column in model.__table__.columns:
         value = row._mapping[column]
-        if isinstance(value, datetime):
+        if isinstance(value, date):  # a datetime too
             value = value.isoformat()
         elif isinstance(value, uuid.UUID):
             value = str(value)
@@ -191,6 +204,8 @@ def image_values(model: Any, picture: dict[str, Any]) -> dict[str, Any]:
         value = picture.get(column.name)
         if value is not None and isinstance(column.type, Moment):
             value = datetime.fromisoformat(value)
+        elif value is not None and isinstance(column.type, Date):
+            value = date.fromisoformat(value)
         elif value is not None and isinstance(column.type, Uuid):
             value = uuid.UUID(value)
         values[column.name] = value
@@ -208,38 +223,53 @@ def fetch_images(model: Any, user_id: str, ids: Iterable[uuid.UUID]) -> dict[uui
 
 
 def source_record(spec: StoreSpec, picture: dict[str, Any], secrets: dict[str, Any]) -> Any:
-    """The source record an image's row stands for, its secret fields taken from `secrets` (by column name)."""
+    """The source record an image's row stands for, its secrets taken from `secrets` (as `stored_secrets` gives
+    them: by column name, or by secret path)."""
     if _generic_image(picture):  # the record is `data`
         data = picture["data"]
         if not isinstance(data, dict) or not (secrets or spec.references):
             return data
-        restored = {c.source_key: secrets[c.name] for c in spec.mapper.columns if c.name in secrets}
+        restored = {c.source_key: secrets[c.name] for c in spec.mapper.columns if c.secret and c.name in secrets}
         original = (picture.get("metadata") or {}).get("original", {})
         restored.update({name: value for name, value in original.items() if name in spec.references})
-        return {**data, **restored}
+        return spec.mapper.put_secret_paths({**data, **restored}, secrets)
     return spec.rebuild(dict(picture), secrets)
 
 
+def _hint(secret: Any) -> str:
+    return secret_hint(secret) if isinstance(secret, str) else "…"
+
+
 def secret_names(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
-    """The image's stored secrets, each as its display hint (column name -> ghp_…abcd): nothing in clear."""
+    """The image's stored secrets, each as its display hint (column name or secret path -> ghp_…abcd): nothing in
+    clear."""
     if _generic_image(picture):
-        return {name: secret_hint(value) for name, value in stored_secrets(spec, picture, box).items()}
-    return {
+        return {name: _hint(value) for name, value in stored_secrets(spec, picture, box).items()}
+    hints = {
         column.name: picture.get(f"{column.name}_hint") or "…"
         for column in spec.mapper.columns
         if column.secret and picture.get(f"{column.name}_encrypted") is not None
     }
+    return hints | {path: _hint(value) for path, value in _path_secrets(spec, picture, box).items()}
 
 
-def stored_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, str]:
-    """An image's secrets, decrypted (column name -> value)."""
+def stored_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """An image's secrets, decrypted (column name or secret path -> value)."""
     if _generic_image(picture):
-        ciphertext = picture["secrets_encrypted"]
-        decrypted: dict[str, str] = {} if ciphertext is None else json.loads(box.decrypt(ciphertext))
-        return decrypted
-    secrets = {}
+        return _decrypted(box, picture["secrets_encrypted"])
+    secrets: dict[str, Any] = {}
     for column in spec.mapper.columns:
         ciphertext = picture.get(f"{column.name}_encrypted") if column.secret else None
         if ciphertext is not None:
             secrets[column.name] = box.decrypt(ciphertext)
-    return secrets
+    return secrets | _path_secrets(spec, picture, box)
+
+
+def _path_secrets(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> dict[str, Any]:
+    """The secrets at secret paths of an image of a store's own table (secret path -> value)."""
+    return _decrypted(box, picture.get("secrets_encrypted")) if spec.mapper.nested_secrets else {}
+
+
+def _decrypted(box: SecretBox, ciphertext: str | None) -> dict[str, Any]:
+    decrypted: dict[str, Any] = {} if ciphertext is None else json.loads(box.decrypt(ciphertext))
+    return decrypted

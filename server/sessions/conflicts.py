@@ -34,8 +34,8 @@ from lsmigrate.shared.stores import StoreSpec
 _KEPT_SERVER = {"code": "kept_server", "field": "", "message": "the user chose the server's version"}
 
 
-def _spec(key: str) -> StoreSpec:
-    spec = current_lsmigrate().spec_for_key(key)
+def _spec(key: str, store: str | None) -> StoreSpec:
+    spec = current_lsmigrate().spec_of(store, key)
     if spec is None:
         raise LookupError(f"No store spec for key {key!r}, which has conflicts: the store catalog changed.")
     return spec
@@ -48,7 +48,7 @@ def _server_version(spec: StoreSpec, picture: dict[str, Any]) -> Any:
 
 def describe_conflict(conflict: MigrationConflict, box: SecretBox) -> dict[str, Any]:
     """A conflict as the API shows it: both versions in the source's shape, secrets masked."""
-    spec = _spec(conflict.key)
+    spec = _spec(conflict.key, conflict.store)
     return {
         "id": str(conflict.id),
         "key": conflict.key,
@@ -89,7 +89,7 @@ def find_conflict(session: MigrationSession, conflict_id: str) -> MigrationConfl
 
 
 def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: LedgerEntry, box: SecretBox) -> bool:
-    spec = _spec(conflict.key)
+    spec = _spec(conflict.key, conflict.store)
     model = current_lsmigrate().model_of_table(conflict.target_table)
     table, target, user_id = model.__table__, conflict.target_id, session.user_id
     raw = decrypt_secrets(spec, conflict.local, box)
@@ -132,7 +132,7 @@ def resolve_conflict(session: MigrationSession, conflict: MigrationConflict, kee
     changed = False
     if keep == "server":
         entry.outcome = "kept_server"
-        spec = _spec(conflict.key)
+        spec = _spec(conflict.key, conflict.store)
         where = (conflict.target_table, conflict.target_id)
         row = quarantine_row(
             spec, (session.id, user_id), conflict.key, conflict.index, conflict.local, [_KEPT_SERVER], where

@@ -23,79 +23,124 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationSession
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.sessions.keys import document_of, remainder_of
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
-from lsmigrate.shared.protocol import ACCOUNTED
+from lsmigrate.shared.keys import KEEP, cleanup_action, skeleton_digest
+from lsmigrate.shared.protocol import ACCOUNTED, Outcome
 
 # Outcomes that leave the record in a row or the quarantine, with nothing to decide.
 ACCOUNTED_OUTCOMES = ACCOUNTED
 
 
-def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str]]]:
+def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str, str | None]]]:
     query = (
-        select(LedgerEntry.key, LedgerEntry.index, LedgerEntry.digest, LedgerEntry.outcome)
+        select(LedgerEntry.key, LedgerEntry.index, LedgerEntry.digest, LedgerEntry.outcome, LedgerEntry.store)
         .where(LedgerEntry.session_id == session.id)
         .order_by(LedgerEntry.key, LedgerEntry.index)
     )
-    ledger: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
-    for key, index, record_digest, outcome in db.session.execute(query):
-        ledger[key].append((index, record_digest, outcome))
+    ledger: dict[str, list[tuple[int, str, str, str | None]]] = defaultdict(list)
+    for key, index, record_digest, outcome, store in db.session.execute(query):
+        ledger[key].append((index, record_digest, outcome, store))
     return ledger
 
 
-def _mismatch(key: str, entries: list[tuple[int, str, str]], claimed: dict[str, Any] | None) -> dict | None:
+def _mismatch(key: str, entries: list[tuple[int, str, str, str | None]], claimed: dict[str, Any] | None) -> dict | None:
     if claimed is None:
         return {"key": key, "problem": "not_in_manifest", "server_count": len(entries)}
-    if [index for index, _, _ in entries] != list(range(len(entries))) or len(entries) != claimed["count"]:
+    if [entry[0] for entry in entries] != list(range(len(entries))) or len(entries) != claimed["count"]:
         return {"key": key, "problem": "count", "client_count": claimed["count"], "server_count": len(entries)}
-    if manifest_digest(record_digest for _, record_digest, _ in entries) != claimed["digest"]:
+    if manifest_digest(entry[1] for entry in entries) != claimed["digest"]:
         return {"key": key, "problem": "digest", "client_count": claimed["count"], "server_count": len(entries)}
+    stores = current_lsmigrate().catalog.stores_for_key(key)
+    names = [spec.name for spec in stores]
+    if sorted(claimed["stores"]) != sorted(names) or sum(claimed["stores"].values()) != claimed["count"]:
+        return {"key": key, "problem": "stores", "client_stores": claimed["stores"], "server_stores": names}
+    expected = [name for name in names for _ in range(claimed["stores"][name])]
+    if [entry[3] for entry in entries] != expected:
+        return {"key": key, "problem": "stores", "client_stores": claimed["stores"], "server_stores": names}
+    return None
+
+
+def _check_value(
+    session: MigrationSession, key: str, entries: list[tuple[int, str, str, str | None]], claimed: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The key's remainder is the one the page read, and with the records it rebuilds the key's value."""
+    remainder = remainder_of(session.id, key)
+    if remainder is None:
+        return {"key": key, "problem": "remainder_missing"}
+    if remainder.digest != claimed["remainder"]:
+        return {"key": key, "problem": "remainder"}
+    digests: dict[str, list[str]] = defaultdict(list)
+    for _, record_digest, _, store in entries:
+        digests[store or ""].append(record_digest)
+    try:
+        value = skeleton_digest(document_of(remainder), digests)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return {"key": key, "problem": "unrebuildable"}
+    if value != claimed["value"]:
+        return {"key": key, "problem": "value"}
+    remainder.value_digest = value
     return None
 
 
 def complete_session(session: MigrationSession, manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Verify the manifest; on a match mark the session verified and list the deletable keys."""
+    """Verify the manifest; on a match mark the session verified and list the keys the page may clean up."""
     if session.status == "rolled_back":
         raise Conflict("This migration session was rolled back; no key may be deleted.", code="session_closed")
     ledger = _ledger_by_key(session)
     mismatches = []
     for key in sorted(set(manifest) | set(ledger)):
         problem = _mismatch(key, ledger.get(key, []), manifest.get(key))
+        if problem is None and key in manifest:
+            problem = _check_value(session, key, ledger.get(key, []), manifest[key])
         if problem is not None:
             mismatches.append(problem)
     if mismatches:
+        db.session.rollback()
         raise Conflict(
             "The server's ledger does not match the client's manifest; no key may be deleted.",
             code="manifest_mismatch",
             details={"mismatches": mismatches},
         )
 
-    deletable, kept, counts = [], {}, {}
+    deletable: list[str] = []
+    kept: dict[str, dict[str, Any]] = {}
+    counts: dict[str, dict[str, int]] = {}
+    cleanup: dict[str, str] = {}
     catalog = current_lsmigrate().catalog
     for key in sorted(manifest):
-        outcomes = Counter(outcome for _, _, outcome in ledger.get(key, []))
+        entries = ledger.get(key, [])
+        outcomes = Counter(entry[2] for entry in entries)
         counts[key] = dict(outcomes)
         unaccounted = {outcome: n for outcome, n in outcomes.items() if outcome not in ACCOUNTED_OUTCOMES}
-        spec = catalog.spec_for_key(key)
-        if spec is not None and spec.cleanup == "keep":
-            kept[key] = {"reason": "store_keeps_key", "outcomes": unaccounted}
-        elif unaccounted:
-            reason = "open_conflicts" if set(unaccounted) == {"conflict"} else "unresolved_records"
+        # Records that could not be mapped (not the losers of a conflict, whose winner is migrated).
+        quarantined = sorted({entry[3] for entry in entries if entry[2] == Outcome.QUARANTINED and entry[3]})
+        open_conflicts = set(unaccounted) == {"conflict"}
+        if unaccounted and not open_conflicts:
+            kept[key] = {"reason": "unresolved_records", "outcomes": unaccounted}
+            continue
+        action, reason = cleanup_action(
+            catalog.stores_for_key(key), quarantined=quarantined, open_conflicts=open_conflicts
+        )
+        if action == KEEP:
             kept[key] = {"reason": reason, "outcomes": unaccounted}
         else:
             deletable.append(key)
+            cleanup[key] = action
     if session.status == "open":
         session.status = "verified"
         session.completed_at = datetime.now(UTC)
-        db.session.commit()
-        if not session.dry_run:
-            # The batches only dropped the cached snapshot; the finished session writes it through once.
-            send_records_changed(session.user_id)
+    db.session.commit()
+    if not session.dry_run and session.completed_at is not None:
+        # The batches only dropped the cached snapshot; the finished session writes it through once.
+        send_records_changed(session.user_id)
     return {
         "session_id": str(session.id),
         "dry_run": session.dry_run,
         "verified": True,
         "deletable_keys": deletable,
+        "cleanup": cleanup,
         "kept_keys": kept,
         "counts": counts,
     }

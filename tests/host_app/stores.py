@@ -6,7 +6,7 @@ The page installs this module in a wheel of its own: it imports only lsmigrate.s
 from __future__ import annotations
 
 from lsmigrate.shared.envelopes import BARE, ZUSTAND
-from lsmigrate.shared.fields import Flag, Integer, Secret, Text, Timestamp
+from lsmigrate.shared.fields import Date, Flag, Integer, Secret, Text, Timestamp
 from lsmigrate.shared.mapping import RecordSchema
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 
@@ -17,7 +17,7 @@ class TodoSchema(RecordSchema):
     title = Text(data_key="title")
     done = Flag(data_key="done")
     priority = Integer(data_key="priority")
-    due_date = Timestamp(data_key="dueDate")
+    due_date = Date(data_key="dueDate")
     updated_at = Timestamp(data_key="updatedAt")
 
 
