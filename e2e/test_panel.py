@@ -96,6 +96,27 @@ def test_restore_from_a_backup_in_the_panel_puts_the_keys_back(page: Page, live_
     shot(page, "panel-3-restored")
 
 
+def test_a_cleared_browser_is_restored_from_the_server_in_the_panel(page: Page, live_server: LiveServer) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    task_store = json.dumps({"state": {"tasks": json.loads(tasks_store(["Mine"]))["state"]["tasks"], "sel": "x"}})
+    stores = {"task-store": task_store, "react-hook-form-task-form": json.dumps({"title": "draft"})}
+    seed(page, live_server, stores)
+    page.goto(f"{live_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    # A new device, or the browser's data cleared: nothing of the user's is left here.
+    page.evaluate("() => localStorage.clear()")
+    panel(page).get_by_role("button", name="Restore this browser from the server").click()
+    expect(panel(page).locator(".status")).to_contain_text(
+        "Restored from the server: react-hook-form-task-form, task-store"
+    )
+    restored = page.evaluate("() => Object.fromEntries(Object.entries(localStorage))")
+    assert {key: json.loads(value) for key, value in restored.items() if not key.startswith("lsmigrate:")} == {
+        key: json.loads(value) for key, value in stores.items()
+    }
+    # Remembered as migrated: the next page load has nothing to do.
+    assert page.evaluate("() => window.lsmigrate.needsMigration()") is False
+
+
 def test_record_content_renders_as_text_never_as_markup(page: Page, live_server: LiveServer) -> None:
     user = f"e2e-{uuid.uuid4().hex[:8]}"
     seed(page, live_server, {"task-store": tasks_store(XSS_TITLES)})

@@ -258,9 +258,9 @@ class MigrationConflict(Base):
 
 class KeyRemainder(Base):
     """What no store claims in a localStorage key, as one session read it (lsmigrate.shared.keys): with the
-    key's records (ledger, rows, quarantine) it rebuilds the key's value. `document` is stored as
-    `records.quarantine.storable` gives it (text no column holds wrapped); `value_digest` is the digest of
-    the key's value the session verified."""
+    key's records (ledger, rows, quarantine) it rebuilds the key's value. `document` is encrypted whole
+    ({"$encrypted_json": ciphertext}: nothing of the app's own state is kept in clear); `digest` is that of
+    the document in clear, `value_digest` that of the key's value the session verified."""
 
     __tablename__ = "migration_remainders"
     __table_args__ = (Index("ix_migration_remainders_user_key", "user_id", "key"),)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import KeyRemainder, LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord
 from lsmigrate.server.errors import Conflict, NotFound, Unprocessable
 from lsmigrate.server.extension import current_lsmigrate
-from lsmigrate.server.records.quarantine import decrypt_secrets, storable, stored_raw
+from lsmigrate.server.records.quarantine import decrypt_secrets, stored_raw
 from lsmigrate.server.records.rows import fetch_images, source_record, stored_secrets
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.keys import original_tree, rebuild_key
@@ -96,7 +97,7 @@ def put_remainder(session: MigrationSession, body: bytes) -> dict[str, Any]:
                 session_id=session.id,
                 key=key,
                 user_id=session.user_id,
-                document=storable(document),
+                document=_sealed(document),
                 digest=fingerprint,
                 created_at=datetime.now(UTC),
             )
@@ -118,11 +119,17 @@ def put_remainder(session: MigrationSession, body: bytes) -> dict[str, Any]:
     return answer
 
 
+def _sealed(document: dict[str, Any]) -> dict[str, str]:
+    """A remainder as it is stored: encrypted whole. What no store claims is the app's to know (an unsent
+    draft, a token in a slice kept whole), so none of it is kept in clear; its ASCII JSON text also holds
+    what no column can (NUL, a lone surrogate)."""
+    return {"$encrypted_json": current_lsmigrate().box.encrypt(json.dumps(document, ensure_ascii=True))}
+
+
 def document_of(remainder: KeyRemainder) -> dict[str, Any]:
-    document = remainder.document
-    if isinstance(document, dict) and set(document) == {"$json"}:
-        return dict(stored_raw(document, [{"code": "unstorable_text"}]))
-    return dict(document)
+    """A stored remainder, decrypted."""
+    document: dict[str, Any] = json.loads(current_lsmigrate().box.decrypt(remainder.document["$encrypted_json"]))
+    return document
 
 
 def remainder_of(session_id: uuid.UUID, key: str) -> KeyRemainder | None:
