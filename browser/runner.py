@@ -444,7 +444,7 @@ def clean_up(
             continue
         entry.pop("kept", None)
         stores = catalog.stores_for_key(key)
-        edits = None
+        edits: list[Any] | None = None  # None: delete the key
         if verdict.get("cleanup", {}).get(key, DELETE) == STRIP:
             try:
                 split = split_key(key, raw, stores)

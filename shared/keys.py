@@ -186,6 +186,9 @@ def split_key(key: str, raw: str, specs: Sequence[StoreSpec]) -> SplitKey:
             parts[spec.name] = {"absent": True}
             places[spec.name] = None
             continue
+        marker = _marker(spec, place, container)
+        if marker is not None:
+            container = {name: value for name, value in container.items() if name != marker}
         try:
             taken = take(spec.shape, container)
         except ShapeError as error:
@@ -194,12 +197,31 @@ def split_key(key: str, raw: str, specs: Sequence[StoreSpec]) -> SplitKey:
             raise SourceError(key, f"{error.expected} at {where}", describe(container)) from None
         records[spec.name] = taken.records
         parts[spec.name] = {"at": list(place), "shape": spec.shape, **taken.info}
-        emptied_tree = with_value_at(emptied_tree, place, taken.emptied)
+        emptied = taken.emptied
+        if marker is not None:
+            parts[spec.name]["marker"] = marker
+            emptied = {marker: value_at(tree, (*place, marker))}
+        emptied_tree = with_value_at(emptied_tree, place, emptied)
         places[spec.name] = place if not upgraded else _place_in(written, spec)
     remainder: dict[str, Any] = {"tree": emptied_tree, "parts": parts}
     if upgraded:
         remainder["original"] = written
     return SplitKey(key, envelope, tree, version, warnings, records, remainder, places)
+
+
+def library_entry(spec: StoreSpec) -> str | None:
+    """The library's own entry (redux-persist `_persist`, mobx-persist-store `__mps__`) when the store's
+    record is a document that is the whole state: not the app's record but the library's bookkeeping (an
+    expiry that changes on every save), kept in the remainder beside it."""
+    version_path = spec.envelope.version_path
+    if spec.shape != "one" or spec.steps or not version_path or spec.envelope.state_path:
+        return None
+    return version_path[0]
+
+
+def _marker(spec: StoreSpec, place: Place, container: Any) -> str | None:
+    entry = library_entry(spec)
+    return entry if entry is not None and isinstance(container, dict) and entry in container else None
 
 
 def _place_in(written: Any, spec: StoreSpec) -> Place | None:
@@ -221,8 +243,11 @@ def rebuild_key(records: Mapping[str, Sequence[Any]], remainder: Mapping[str, An
         if part.get("absent"):
             continue
         place = tuple(part["at"])
-        info = {name: value for name, value in part.items() if name not in ("at", "shape")}
-        container = put(part["shape"], value_at(tree, place), list(records.get(store, ())), info)
+        info = {name: value for name, value in part.items() if name not in ("at", "shape", "marker")}
+        emptied = value_at(tree, place)
+        container = put(part["shape"], emptied, list(records.get(store, ())), info)
+        if "marker" in part:
+            container = {**container, part["marker"]: emptied[part["marker"]]}
         tree = with_value_at(tree, place, container)
     return tree
 
@@ -279,19 +304,15 @@ def cleanup_action(
     return (DELETE, None) if cleanups == {DELETE} else (STRIP, None)
 
 
-def strip_edits(split: SplitKey, specs: Sequence[StoreSpec]) -> list[tuple[Place, Any]] | None:
-    """The edits that take the migrated records out of the key as written: (place, new value) each,
-    [] when there is nothing to take out, None when the key as a whole goes (a store claims all of it)."""
+def strip_edits(split: SplitKey, specs: Sequence[StoreSpec]) -> list[tuple[Place, Any]]:
+    """The edits that take the migrated records out of the key as written: (place, new value) each; [] when
+    there is nothing to take out. A container stays, empty; a document (one, scalar) stays as it is: the
+    app's live state, on the server too, and remembered by the loader, so only a change migrates it again."""
     edits: list[tuple[Place, Any]] = []
     for spec in specs:
-        if split.remainder["parts"][spec.name].get("absent"):
+        if split.remainder["parts"][spec.name].get("absent") or spec.shape in SINGLE:
             continue
         place = split.places.get(spec.name)
-        state_root = place is not None and len(place) == len(spec.envelope.state_path)
-        if state_root and (spec.shape in SINGLE or not spec.envelope.state_path):
-            return None  # the record is the key's whole value (a draft, a bare array, a whole document)
-        if spec.shape in SINGLE:
-            continue  # a document stays: the app's live state, on the server too, and remembered by the loader
         if place is None:
             raise SourceError(split.key, "records where they were before the app's upgrades", "them moved")
         if spec.shape == "entity_adapter":

@@ -19,7 +19,7 @@ from typing import Any
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.documents import DocumentSchema
 from lsmigrate.shared.envelopes import ZUSTAND, Envelope
-from lsmigrate.shared.keys import split_key
+from lsmigrate.shared.keys import library_entry, split_key
 from lsmigrate.shared.mapping import MappedRecord, RecordMapper, RecordSchema
 from lsmigrate.shared.paths import Path, PathError, describe_steps, overlaps, parse_path, path_text
 from lsmigrate.shared.shapes import SHAPES
@@ -308,6 +308,7 @@ class StoreCatalog:
                             "steps": [*spec.envelope.state_path, *describe_steps(spec.steps)],
                             "shape": spec.shape,
                             "bare_array": spec.shape == "array" and not spec.envelope.state_path,
+                            "without": library_entry(spec),
                         }
                         for spec in group
                     ],

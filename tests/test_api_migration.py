@@ -476,7 +476,7 @@ def test_the_sqlite_default_runs_the_whole_protocol(tmp_path) -> None:
         assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
         first, _, verdict = migrate(client, headers, keys, "first")
         assert verdict["deletable_keys"] == sorted(set(keys) - {"task-store"})  # "junk" is in the quarantine
-        assert verdict["cleanup"] == {DRAFT_KEY: "strip", "environments": "strip"}
+        assert verdict["cleanup"] == {DRAFT_KEY: "delete", "environments": "strip"}
         newer = [dict(ENVIRONMENTS[0], name="Renamed", updatedAt="2030-01-01T00:00:00.000Z")]
         second, answers, verdict = migrate(client, headers, {"environments": newer}, "second")
         assert verdict["kept_keys"]["environments"]["reason"] == "open_conflicts"

@@ -110,7 +110,9 @@ def test_the_builtin_stores() -> None:
     }
     assert STORES.key_rules()["parts"]["key:task-store"] == {
         "loader": "json",
-        "stores": [{"name": "tasks", "steps": ["state", "tasks"], "shape": "array", "bare_array": False}],
+        "stores": [
+            {"name": "tasks", "steps": ["state", "tasks"], "shape": "array", "bare_array": False, "without": None}
+        ],
     }
     described = STORES.named("environments").describe()
     assert described["secret_fields"] == ["githubToken"]

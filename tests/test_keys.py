@@ -84,7 +84,7 @@ def test_redux_persist_slices_are_two_stores_and_the_rest_is_the_remainder() -> 
     assert canonical_json(rebuild_key(split.records, split.remainder)) == canonical_json(REDUX_PERSIST.read(raw))
     # Strip: the todos emptied, the settings (a document) and every other byte left as they were.
     edits = strip_edits(split, catalog.stores_for_key("persist:root"))
-    stripped = strip_text(raw, REDUX_PERSIST, edits or [])
+    stripped = strip_text(raw, REDUX_PERSIST, edits)
     assert stripped == persisted(
         {
             "todos": {"items": [], "filter": "all"},
@@ -138,7 +138,7 @@ def test_an_entity_adapter_gives_its_records_in_ids_order_and_keeps_both_orders(
     assert split.records["todos"] == [{"id": "b"}, {"id": 7}, {"id": "a"}]
     rebuilt = rebuild_key(split.records, split.remainder)
     assert js(rebuilt["todos"]) == js(adapter)  # the entities' own order too
-    stripped = strip_text(raw, REDUX_PERSIST, strip_edits(split, [spec]) or [])
+    stripped = strip_text(raw, REDUX_PERSIST, strip_edits(split, [spec]))
     assert json.loads(json.loads(stripped)["todos"]) == {"ids": [], "entities": {}, "status": "idle"}
 
 
@@ -167,7 +167,7 @@ def test_a_selection_inside_an_array_finds_a_tanstack_query_and_a_missing_one_ho
     assert split.records == {"todos": TODOS, "users": []}
     assert split.remainder["parts"]["users"] == {"absent": True}
     assert canonical_json(rebuild_key(split.records, split.remainder)) == canonical_json(client)
-    stripped = json.loads(strip_text(raw, TANSTACK_QUERY, strip_edits(split, [todos, users]) or []))
+    stripped = json.loads(strip_text(raw, TANSTACK_QUERY, strip_edits(split, [todos, users])))
     assert stripped["clientState"]["queries"][1] == {"queryKey": ["todos"], "state": {"data": [], "status": "success"}}
     assert stripped["clientState"]["queries"][0] == client["clientState"]["queries"][0]
 
@@ -195,7 +195,7 @@ def test_superjson_types_stay_in_meta_and_an_emptied_map_loses_only_its_entries_
     assert split.records["todos"] == [{"id": "a", "at": "2025-01-01T00:00:00.000Z"}]
     assert split.remainder["tree"]["meta"] == value["meta"]
     assert canonical_json(rebuild_key(split.records, split.remainder)) == canonical_json(value)
-    stripped = json.loads(strip_text(raw, SUPERJSON, strip_edits(split, [spec]) or []))
+    stripped = json.loads(strip_text(raw, SUPERJSON, strip_edits(split, [spec])))
     assert stripped["json"]["state"] == {"todosById": [], "tags": ["x"]}
     assert stripped["meta"]["values"] == {"state.todosById": ["map"], "state.tags": ["set"]}
 
@@ -206,22 +206,30 @@ def test_mobx_persist_store_reads_its_version_from_its_marker() -> None:
     raw = js({"lastOpenedProjectId": "p", "__mps__": {"expireInTimestamp": 1, "version": 2}})
     split = split_key("SessionStore", raw, [spec])
     assert split.version == 2 and split.warnings == []
-    assert split.records["session"] == [json.loads(raw)]
-    assert strip_edits(split, [spec]) is None  # the record is the whole key: cleanup deletes it
+    assert split.records["session"] == [{"lastOpenedProjectId": "p"}]
+    assert strip_edits(split, [spec]) == []  # a document stays; cleanup "delete" removes the key
+    # Its expiry is the library's bookkeeping, not the record: a new expiry is no new record.
+    assert split.remainder["tree"] == {"__mps__": {"expireInTimestamp": 1, "version": 2}}
+    renewed = js({"lastOpenedProjectId": "p", "__mps__": {"expireInTimestamp": 2, "version": 2}})
+    assert split_key("SessionStore", renewed, [spec]).records == split.records
+    assert canonical_json(rebuild_key(split.records, split.remainder)) == canonical_json(json.loads(raw))
 
 
-def test_a_bare_key_wholly_one_record_is_deleted_by_strip() -> None:
+def test_a_key_wholly_one_document_stays_under_strip_and_a_bare_array_is_emptied() -> None:
     spec = StoreSpec(name="darkMode", key="darkMode", envelope=BARE, shape="scalar", id_field=None)
     split = split_key("darkMode", "true", [spec])
     assert split.records["darkMode"] == [{"value": True}]
-    assert strip_edits(split, [spec]) is None
+    assert strip_edits(split, [spec]) == []
+    todos = StoreSpec(name="todos", key="todos-atom", envelope=BARE)
+    split = split_key("todos-atom", js(TODOS), [todos])
+    assert strip_text(js(TODOS), BARE, strip_edits(split, [todos])) == "[]"
 
 
 def test_strip_leaves_every_other_byte_as_the_app_wrote_it() -> None:
     raw = '{"state":{"filter":"active","tasks":[{"id":"a","n":1.50}],"draft":"é \\u2028"},"version":0}'
     spec = StoreSpec(name="tasks", key="task-store", records_path="tasks")
     split = split_key("task-store", raw, [spec])
-    assert strip_text(raw, ZUSTAND, strip_edits(split, [spec]) or []) == (
+    assert strip_text(raw, ZUSTAND, strip_edits(split, [spec])) == (
         '{"state":{"filter":"active","tasks":[],"draft":"é \\u2028"},"version":0}'
     )
 
@@ -238,7 +246,7 @@ def test_an_envelope_of_the_apps_own_reads_and_writes_its_text() -> None:
     split = split_key("mine", 'v1:{"todos":[1,2],"x":3}', [spec])
     assert split.records["todos"] == [1, 2]
     assert rebuild_text(mine, split.records, split.remainder) == 'v1:{"todos":[1,2],"x":3}'
-    assert strip_text('v1:{"todos":[1,2],"x":3}', mine, strip_edits(split, [spec]) or []) == 'v1:{"todos":[],"x":3}'
+    assert strip_text('v1:{"todos":[1,2],"x":3}', mine, strip_edits(split, [spec])) == 'v1:{"todos":[],"x":3}'
     with pytest.raises(SourceError) as refused:
         split_key("mine", "v2:{}", [spec])
     assert refused.value.code == "unreadable"

@@ -37,11 +37,13 @@ def test_text_postgresql_cannot_store_is_quarantined_losslessly_in_every_store(c
         {"code": "unstorable_text", "field": "", "message": "holds NUL or a lone surrogate, which no column stores"}
     ]
     assert [r["code"] for r in answers[0]["results"][4]["reasons"]] == ["wrong_type", "unstorable_text"]
-    # Each key holds a quarantined record: every key stays (their stores strip, the default).
-    assert verdict["deletable_keys"] == []
-    assert {key: kept["reason"] for key, kept in verdict["kept_keys"].items()} == dict.fromkeys(
-        UNSTORABLE, "quarantined_records"
-    )
+    # Each key holds a quarantined record: a key whose store strips (the default) stays whole; the demo's draft
+    # and preferences stores say delete (the server holds every byte of them).
+    assert verdict["deletable_keys"] == [DRAFT_KEY, "user-preferences"]
+    assert {key: kept["reason"] for key, kept in verdict["kept_keys"].items()} == {
+        "environments": "quarantined_records",
+        "task-store": "quarantined_records",
+    }
     assert db_rows(postgres, "SELECT title FROM tasks") == [(UNSTORABLE["task-store"][5]["title"],)]
     # Listed back exactly as sent (the token masked).
     listed = client.get(f"{API}/sessions/{sid}/quarantine", headers=headers).json["records"]

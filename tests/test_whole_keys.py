@@ -135,7 +135,8 @@ def test_every_key_is_migrated_whole_given_back_and_stripped_in_place(keys_app, 
     # Cleanup: containers emptied in place, documents left, whole-key records deleted, other keys untouched.
     left = report["storage"]
     assert left["theme"] == "light"
-    assert "darkMode" not in left
+    assert left["darkMode"] == "true"  # a document stays (the app's live state); its store could say delete
+    assert report["keys"]["darkMode"]["kept"] == {"reason": "documents_stay"}
     assert left["persist:root"] == persisted(
         {
             "todos": {"items": [], "filter": "active"},
@@ -153,8 +154,9 @@ def test_every_key_is_migrated_whole_given_back_and_stripped_in_place(keys_app, 
 def test_a_second_run_of_what_cleanup_left_migrates_nothing_new(keys_app, auth, catalog_file, postgres) -> None:
     first = migrate(keys_app, auth, catalog_file, ITEMS)
     again = migrate(keys_app, auth, catalog_file, first["storage"])
-    # Only the document (settings) is there to read again, and it is unchanged.
+    # Only the documents are there to read again, and they are unchanged.
     assert {key: entry["found"] for key, entry in again["keys"].items()} == {
+        "darkMode": 1,
         "persist:root": 1,
         "persist:rtk": 0,
         "by-id": 0,
@@ -262,3 +264,19 @@ def test_a_batch_of_a_key_with_several_stores_names_its_store(keys_app, auth) ->
         client.put(f"{API}/sessions/{sid}/batches/0", json={**body, "store": "todos"}, headers=headers).status_code
         == 200
     )
+
+
+def test_a_record_whose_row_is_gone_before_complete_is_not_verified_and_its_key_stays(
+    keys_app, auth, catalog_file, postgres
+) -> None:
+    def lose_a_row(method: str, path: str) -> None:
+        if path.endswith("/complete"):
+            db_rows(postgres, "DELETE FROM migrated_records WHERE record_id = 'y' RETURNING 1")
+
+    storage = FakeLocalStorage({"by-id": ITEMS["by-id"]})
+    sender = client_sender(keys_app.test_client(), auth("alice"), lose_a_row)
+    report = run(storage, sender, catalog=load_catalog(catalog_file))
+    assert report["state"] == "failed"
+    assert report["error"]["code"] == "manifest_mismatch"
+    assert report["error"]["details"]["mismatches"] == [{"key": "by-id", "problem": "records_not_held", "indexes": [1]}]
+    assert storage.items == {"by-id": ITEMS["by-id"]}  # nothing cleaned up

@@ -124,7 +124,10 @@
     }
     const parts = {};
     for (const store of rule.stores) {
-      const value = store.bare_array && Array.isArray(tree) ? tree : walk(tree, store.steps);
+      let value = store.bare_array && Array.isArray(tree) ? tree : walk(tree, store.steps);
+      if (store.without && value && typeof value === "object" && !Array.isArray(value)) {
+        value = Object.fromEntries(Object.entries(value).filter(([name]) => name !== store.without));
+      }
       parts[store.name] = value === undefined ? null : { count: countOf(store.shape, value), print: fingerprint(canonical(value)) };
     }
     return parts;

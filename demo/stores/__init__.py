@@ -43,6 +43,7 @@ DEMO_STORES = (
         timestamp_field=None,
         schema=PreferencesSchema(),
         table="user_preferences",
+        cleanup="delete",  # the whole key is the preferences: the app reads them from the server now
     ),
     StoreSpec(
         name="form_drafts",
@@ -53,6 +54,7 @@ DEMO_STORES = (
         timestamp_field=None,
         schema=FormDraftSchema(),
         table="form_drafts",
+        cleanup="delete",  # a draft is the whole key: on the server now, as the seed app's flows expect
     ),
 )
 

@@ -49,10 +49,8 @@ from lsmigrate.server.ingest.plan import Plan, plan_batch
 from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
-from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import BatchRequest
-from lsmigrate.shared.stores import StoreSpec
 
 _BATCH_REQUEST = BatchRequest()
 ATTEMPTS = 3
@@ -185,18 +183,6 @@ def _apply(
     return response, not batch.dry_run and bool(plan.inserts or plan.updates)
 
 
-#: Why a record whose row would not give it back is kept in the quarantine instead.
-NOT_REBUILDABLE = {"code": "not_rebuildable", "field": "", "message": "its row would not give the record back exactly"}
-
-
-def _rebuildable(spec: StoreSpec, mapped: MappedRecord) -> MappedRecord:
-    """The record as mapped when its row gives it back exactly (what `complete` relies on to prove a key);
-    otherwise quarantined, its raw value kept."""
-    if mapped.row is None or digest(spec.rebuild(mapped.row, mapped.secrets)) == mapped.digest:
-        return mapped
-    return MappedRecord(mapped.index, mapped.digest, None, reasons=[NOT_REBUILDABLE])
-
-
 def _is_collision(error: IntegrityError) -> bool:
     """True when a unique constraint refused the write (someone else wrote that key first)."""
     if isinstance(error.orig, psycopg.errors.UniqueViolation):
@@ -244,7 +230,6 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
         raise Unprocessable(
             "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
         )
-    mapped = [_rebuildable(spec, record) for record in mapped]
     batch = Batch(spec, lsmigrate.model_for(spec), session.id, session.user_id, session.dry_run, key, seq)
     check_text = may_hold_unstorable_text(body)
     for _ in range(ATTEMPTS):

@@ -20,17 +20,19 @@ from typing import Any
 from sqlalchemy import select
 
 from lsmigrate.server.db import db
-from lsmigrate.server.db.models import LedgerEntry, MigrationSession
+from lsmigrate.server.db.models import LedgerEntry, MigrationSession, QuarantinedRecord
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.sessions.keys import document_of, remainder_of
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.keys import KEEP, cleanup_action, skeleton_digest
-from lsmigrate.shared.protocol import ACCOUNTED, Outcome
+from lsmigrate.shared.protocol import ACCOUNTED, QUARANTINED_LOCALLY, Outcome
 
 # Outcomes that leave the record in a row or the quarantine, with nothing to decide.
 ACCOUNTED_OUTCOMES = ACCOUNTED
+#: Outcomes whose record is a row of its store's table.
+_IN_A_ROW = (Outcome.INSERTED, Outcome.UPDATED, Outcome.UNCHANGED)
 
 
 def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str, str | None]]]:
@@ -80,8 +82,45 @@ def _check_value(
         return {"key": key, "problem": "unrebuildable"}
     if value != claimed["value"]:
         return {"key": key, "problem": "value"}
+    if not session.dry_run:
+        missing = _records_not_held(session, key)
+        if missing:
+            return {"key": key, "problem": "records_not_held", "indexes": missing[:100]}
     remainder.value_digest = value
     return None
+
+
+def _records_not_held(session: MigrationSession, key: str) -> list[int]:
+    """The indexes of the key's records whose place the ledger names does not hold them: a row missing, or one
+    written from another record (its source digest), or no copy in the quarantine. Set-based: one query per
+    table the key's stores write into, one for the quarantine."""
+    lsmigrate = current_lsmigrate()
+    ledger = LedgerEntry.__table__
+    mine = (ledger.c.session_id == session.id) & (ledger.c.key == key)
+    missing: list[int] = []
+    for spec in lsmigrate.catalog.stores_for_key(key):
+        table = lsmigrate.model_for(spec).__table__
+        held = (table.c.id == ledger.c.target_id) & (table.c.user_id == session.user_id)
+        query = (
+            select(ledger.c.index)
+            .select_from(ledger.outerjoin(table, held))
+            .where(mine, ledger.c.store == spec.name, ledger.c.outcome.in_(_IN_A_ROW))
+            .where((table.c.id.is_(None)) | (table.c.source_digest != ledger.c.digest))
+        )
+        missing += db.session.scalars(query).all()
+    quarantine = QuarantinedRecord.__table__
+    kept = (
+        (quarantine.c.session_id == ledger.c.session_id)
+        & (quarantine.c.key == ledger.c.key)
+        & (quarantine.c.index == ledger.c.index)
+    )
+    query = (
+        select(ledger.c.index)
+        .where(mine, ledger.c.outcome.in_(QUARANTINED_LOCALLY))
+        .where(~select(quarantine.c.id).where(kept).exists())
+    )
+    missing += db.session.scalars(query).all()
+    return sorted(missing)
 
 
 def complete_session(session: MigrationSession, manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
