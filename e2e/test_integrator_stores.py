@@ -129,8 +129,9 @@ def test_the_integrators_app_migrates_in_the_page(page: Page, integrator_server:
     ]
     assert integrator_server.rows("SELECT count(*) FROM migrated_records WHERE user_id = 'carol'") == [(2,)]
     left = page.evaluate("() => Object.keys(localStorage).filter((k) => !k.startsWith('lsmigrate:')).sort()")
-    # The app's own keys untouched; todo-app stripped of its records, the rest of it as it was.
-    assert left == ["commentDraft", "form-draft-1", "task-store", "theme", "todo-app"]
+    # The app's own keys untouched; todo-app and notes stripped of their records, the rest as it was.
+    assert left == ["commentDraft", "form-draft-1", "notes", "task-store", "theme", "todo-app"]
+    assert page.evaluate("() => localStorage.getItem('notes')") == "[]"
 
 
 def test_a_page_built_for_an_older_catalog_is_refused_nothing_written_nothing_deleted(

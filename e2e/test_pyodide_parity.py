@@ -130,7 +130,7 @@ def coverage(output: bytes) -> dict[str, int]:
         if "error" in entry:
             counts["errors"] += 1
             continue
-        records = entry["records"]
+        records = [record for run in entry["records"].values() for record in run]  # each store's, in key order
         assert entry["manifest"]["count"] == len(records) and SHA256.fullmatch(entry["manifest"]["digest"])
         counts["manifests"] += 1
         for record in records:

@@ -17,12 +17,13 @@ from typing import Any
 from lsmigrate.shared.canonical import canonical_json, manifest_digest, parse_json
 from lsmigrate.shared.catalog import catalog_from_descriptor
 from lsmigrate.shared.envelopes import SourceError
+from lsmigrate.shared.keys import split_key
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.stores import StoreCatalog
 
 
 def key_manifest(mapped: list[MappedRecord]) -> dict[str, Any]:
-    """A key's manifest: its record count and the digest over the records' digests in source order."""
+    """A key's records' manifest: their count and the digest over their digests in source order."""
     return {"count": len(mapped), "digest": manifest_digest(record.digest for record in mapped)}
 
 
@@ -33,29 +34,38 @@ def map_snapshot(
     migrated_at: datetime,
     catalog: StoreCatalog,
 ) -> dict[str, Any]:
-    """Every key of a snapshot: its store, version, warnings, mapped records and manifest, or its error.
+    """Every key of a snapshot read whole: its stores, version, warnings, each store's mapped records (numbered
+    among the key's records), its remainder and the manifest `complete` is asked, or its error.
 
     Keys no store claims are listed under "unknown" and otherwise left alone.
     """
     keys: dict[str, Any] = {}
     unknown = []
     for key in sorted(items):
-        spec = catalog.spec_for_key(key)
-        if spec is None:
+        stores = catalog.stores_for_key(key)
+        if not stores:
             unknown.append(key)
             continue
         try:
-            extracted = spec.extract(key, items[key])
+            split = split_key(key, items[key], stores)
         except SourceError as error:
-            keys[key] = {"store": spec.name, "error": error.as_dict()}
+            keys[key] = {"stores": [spec.name for spec in stores], "error": error.as_dict()}
             continue
-        mapped = spec.map(extracted.records, key=key, user_id=user_id, migrated_at=migrated_at)
+        records: dict[str, list[dict[str, Any]]] = {}
+        digests: list[str] = []
+        for spec in stores:
+            mapped = spec.map(
+                split.records[spec.name], key=key, user_id=user_id, migrated_at=migrated_at, offset=len(digests)
+            )
+            records[spec.name] = [record.as_dict() for record in mapped]
+            digests += [record.digest for record in mapped]
         keys[key] = {
-            "store": spec.name,
-            "version": extracted.version,
-            "warnings": extracted.warnings,
-            "records": [record.as_dict() for record in mapped],
-            "manifest": key_manifest(mapped),
+            "stores": [spec.name for spec in stores],
+            "version": split.version,
+            "warnings": split.warnings,
+            "records": records,
+            "remainder": split.remainder,
+            "manifest": split.manifest(digests),
         }
     return {"keys": keys, "unknown": unknown}
 

@@ -55,5 +55,16 @@ def test_shared_imports_without_server_or_browser_packages() -> None:
     report = json.loads(result.stdout)
     assert report["blocked"], "the blocker let flask through"
     assert report["loaded"] == []
-    for module in ("canonical", "catalog", "envelopes", "fields", "mapping", "stores", "snapshot", "protocol"):
+    for module in (
+        "canonical",
+        "catalog",
+        "envelopes",
+        "fields",
+        "keys",
+        "mapping",
+        "paths",
+        "shapes",
+        "stores",
+        "snapshot",
+    ):
         assert f"lsmigrate.shared.{module}" in report["imported"]
