@@ -275,3 +275,24 @@ def test_cleanup_follows_the_stores() -> None:
     assert cleanup_action([strip], quarantined=["a"]) == ("keep", "quarantined_records")
     assert cleanup_action([delete], quarantined=["b"]) == ("delete", None)
     assert cleanup_action([delete], open_conflicts=True) == ("keep", "open_conflicts")
+
+
+def test_an_envelope_registered_by_name_is_usable_in_a_declared_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsmigrate.shared import envelopes
+    from lsmigrate.shared.declared import catalog_from_document
+    from lsmigrate.shared.envelopes import envelope_named, register_envelope
+
+    monkeypatch.setattr(envelopes, "_REGISTRY", dict(envelopes._REGISTRY))  # this test's registrations only
+
+    def read(text: str) -> Any:
+        return json.loads(text.removeprefix("v1:"))
+
+    mine = register_envelope(Envelope("prefixed-v1", read, lambda tree: "v1:" + canonical_json(tree)))
+    assert envelope_named("prefixed-v1") is mine
+    with pytest.raises(ValueError, match="already registered"):
+        register_envelope(Envelope("prefixed-v1", read))
+    catalog = catalog_from_document(
+        {"stores": [{"name": "todos", "key": "mine", "envelope": "prefixed-v1", "path": "todos"}]}, "stores.json"
+    )
+    split = split_key("mine", 'v1:{"todos":[{"id":"a"}]}', catalog.stores_for_key("mine"))
+    assert split.records == {"todos": [{"id": "a"}]}
