@@ -161,6 +161,7 @@ def _host_and_options(options: dict[str, Any], callback: Any, host: Any) -> tupl
             catalog=catalog_from_descriptor(options["stores"]),
             batch_size=int(options.get("batchSize", 500)),
             dry_run=bool(options.get("dryRun", False)),
+            settled_keys=frozenset(options.get("settledKeys", ())),
             retry=RetryPolicy(
                 attempts=int(retry.get("attempts", 8)),
                 base=float(retry.get("base", 0.5)),

@@ -101,6 +101,10 @@ class Options:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: What the server's /config agreed on (set by the run itself): sent when a session opens.
     stores_version: str | None = None
+    #: Keys the loader found holding nothing new (their record containers empty, their documents the ones this
+    #: origin migrated): left out of the run, so the server's copy of each stays the one that held its records.
+    #: A key the app changes during the run is reported pending.
+    settled_keys: frozenset[str] = frozenset()
 
 
 class MigrationFailed(Exception):
@@ -172,10 +176,11 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
     report = _new_report(options.dry_run)
     progress = Progress(host.emit, host.pacing.now)
     spec_for_key = options.catalog.spec_for_key
+    settled = {key: host.storage.get(key) for key in options.settled_keys}
     try:
         checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
         keys: list[str] | None = None  # the first round takes every migratable key (or the checkpoint's)
-        attempted: set[str] = set()
+        attempted: set[str] = set(settled)
         while report["rounds"] < options.max_rounds:
             found = await _plan_round(host, options, report, progress, checkpoint, keys)
             if found is None:
@@ -193,7 +198,8 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
             checkpoint, keys = None, sorted({*rewritten, *fresh})
             if not keys:
                 break
-        report["pending_keys"] = [] if options.dry_run else sorted(keys or [])
+        changed = {key for key, value in settled.items() if host.storage.get(key) != value}
+        report["pending_keys"] = [] if options.dry_run else sorted({*(keys or []), *changed})
         report["state"] = "done"
     except MigrationFailed as error:
         report["state"] = "failed"
@@ -270,7 +276,7 @@ async def _plan_round(
                     report["unknown_keys"].append(key)  # reported, never read or touched
                 continue
             raw = host.storage.get(key)
-            if raw is not None and (keys is None or key in keys):
+            if raw is not None and (keys is None or key in keys) and key not in options.settled_keys:
                 values[key] = raw
     await host.pacing.breathe()  # reading megabytes out of localStorage and parsing them: two tasks, not one
     progress.start("extract", len(values))

@@ -247,7 +247,9 @@ def rebuild_key(records: Mapping[str, Sequence[Any]], remainder: Mapping[str, An
         emptied = value_at(tree, place)
         container = put(part["shape"], emptied, list(records.get(store, ())), info)
         if "marker" in part:
-            container = {**container, part["marker"]: emptied[part["marker"]]}
+            entry = {part["marker"]: emptied[part["marker"]]}
+            # A record stands as its digest in a skeleton (`skeleton_digest`): beside the entry, not merged.
+            container = {**container, **entry} if isinstance(container, dict) else {"$record": container, **entry}
         tree = with_value_at(tree, place, container)
     return tree
 

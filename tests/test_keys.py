@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lsmigrate.shared.canonical import canonical_json
+from lsmigrate.shared.canonical import canonical_json, digest
 from lsmigrate.shared.envelopes import (
     BARE,
     MOBX_PERSIST_STORE,
@@ -213,6 +213,7 @@ def test_mobx_persist_store_reads_its_version_from_its_marker() -> None:
     renewed = js({"lastOpenedProjectId": "p", "__mps__": {"expireInTimestamp": 2, "version": 2}})
     assert split_key("SessionStore", renewed, [spec]).records == split.records
     assert canonical_json(rebuild_key(split.records, split.remainder)) == canonical_json(json.loads(raw))
+    assert split.manifest([digest(record) for record in split.records["session"]])["count"] == 1
 
 
 def test_a_key_wholly_one_document_stays_under_strip_and_a_bare_array_is_emptied() -> None:

@@ -29,6 +29,7 @@ CATALOG = {
             "shape": "entity_adapter",
         },
         {"name": "dark", "key": "darkMode", "envelope": "bare", "shape": "scalar"},
+        {"name": "session", "key": "SessionStore", "envelope": "mobx-persist-store", "shape": "one", "version": 2},
         {"name": "byid", "key": "by-id", "envelope": "bare", "path": "items", "shape": "by_id"},
         {
             "name": "projects", "key": "projects-map", "envelope": "mobx-persist-store", "path": "projectsById",
@@ -70,6 +71,9 @@ ITEMS = {
         }
     ),
     "darkMode": "true",
+    "SessionStore": js(
+        {"lastOpenedProjectId": "p-work", "__mps__": {"expireInTimestamp": 1796594027278, "version": 2}}
+    ),
     "by-id": js({"items": {"x": {"id": "x", "n": 1}, "y": {"id": "y", "n": 2}}, "cursor": 9}),
     "projects-map": js({"projectsById": [["p1", {"id": "p1", "name": "Home"}]], "filter": "all"}),
     "REACT_QUERY_OFFLINE_CACHE": js(
@@ -115,7 +119,12 @@ def test_every_key_is_migrated_whole_given_back_and_stripped_in_place(keys_app, 
     report = migrate(keys_app, auth, catalog_file, ITEMS)
     assert report["errors"] == [] and report["unknown_keys"] == ["theme"]
     counts = dict(db_rows(postgres, "SELECT store, count(*) FROM migrated_records GROUP BY store"))
-    assert counts == {"todos": 2, "settings": 1, "people": 2, "dark": 1, "byid": 2, "projects": 1, "queries": 2}
+    assert counts == {
+        "todos": 2, "settings": 1, "people": 2, "dark": 1, "session": 1, "byid": 2, "projects": 1, "queries": 2,
+    }  # fmt: skip
+    # A whole mobx-persist-store object is the record; its __mps__ entry (an expiry renewed on every save) is not.
+    [(session,)] = db_rows(postgres, "SELECT data FROM migrated_records WHERE store = 'session'")
+    assert session == {"lastOpenedProjectId": "p-work"}
     assert report["keys"]["persist:root"]["stores"] == {"todos": 2, "settings": 1}
     # The server gives every key back, JSON-equal to what localStorage held.
     for key, raw in ITEMS.items():
@@ -131,7 +140,7 @@ def test_every_key_is_migrated_whole_given_back_and_stripped_in_place(keys_app, 
     assert sorted(entry["key"] for entry in listed) == sorted(set(ITEMS) - {"theme"})
     # The remainder is kept encrypted: nothing of the app's unclaimed state in clear.
     stored = db_rows(postgres, "SELECT document::text FROM migration_remainders")
-    assert len(stored) == 6 and not any("half-written" in text or "active" in text for (text,) in stored)
+    assert len(stored) == 7 and not any("half-written" in text or "active" in text for (text,) in stored)
     # Cleanup: containers emptied in place, documents left, whole-key records deleted, other keys untouched.
     left = report["storage"]
     assert left["theme"] == "light"
@@ -157,6 +166,7 @@ def test_a_second_run_of_what_cleanup_left_migrates_nothing_new(keys_app, auth, 
     # Only the documents are there to read again, and they are unchanged.
     assert {key: entry["found"] for key, entry in again["keys"].items()} == {
         "darkMode": 1,
+        "SessionStore": 1,
         "persist:root": 1,
         "persist:rtk": 0,
         "by-id": 0,
@@ -280,3 +290,19 @@ def test_a_record_whose_row_is_gone_before_complete_is_not_verified_and_its_key_
     assert report["error"]["code"] == "manifest_mismatch"
     assert report["error"]["details"]["mismatches"] == [{"key": "by-id", "problem": "records_not_held", "indexes": [1]}]
     assert storage.items == {"by-id": ITEMS["by-id"]}  # nothing cleaned up
+
+
+def test_keys_the_loader_found_settled_stay_out_of_the_run_and_the_server_keeps_their_records(
+    keys_app, auth, catalog_file
+) -> None:
+    first = migrate(keys_app, auth, catalog_file, {"by-id": ITEMS["by-id"], "darkMode": "true"})
+    storage = FakeLocalStorage({**first["storage"], "darkMode": "false"})  # the app changed a document
+    sender = client_sender(keys_app.test_client(), auth("alice"))
+    report = run(storage, sender, catalog=load_catalog(catalog_file), settled_keys=frozenset({"by-id"}))
+    assert report["state"] == "done" and sorted(report["keys"]) == ["darkMode"]
+    # by-id was stripped by the first run and holds nothing new: the server's copy still holds its records.
+    assert json.loads(held(keys_app, auth, "by-id").json["value"])["items"] == {
+        "x": {"id": "x", "n": 1},
+        "y": {"id": "y", "n": 2},
+    }
+    assert held(keys_app, auth, "darkMode").json["value"] == "false"

@@ -238,7 +238,11 @@
     try {
       const [page, host] = await Promise.all([boot(), makeHost()]);
       const forward = (name, detail) => emit(name, JSON.parse(detail));
-      report = JSON.parse(await page.run(JSON.stringify({ ...options, stores: CONFIG.stores }), forward, host));
+      // Keys holding nothing new stay out of the run: the server keeps the copy that held their records.
+      const marker = readMarker();
+      const settledKeys = migratableKeys().filter((key) => !holdsNew(key, localStorage.getItem(key), marker));
+      const given = JSON.stringify({ ...options, stores: CONFIG.stores, settledKeys });
+      report = JSON.parse(await page.run(given, forward, host));
     } catch (error) {
       console.error("lsmigrate:", error);
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
