@@ -306,3 +306,10 @@ def test_keys_the_loader_found_settled_stay_out_of_the_run_and_the_server_keeps_
         "y": {"id": "y", "n": 2},
     }
     assert held(keys_app, auth, "darkMode").json["value"] == "false"
+
+
+def test_a_key_whose_row_is_gone_since_is_a_clear_409(keys_app, auth, catalog_file, postgres) -> None:
+    migrate(keys_app, auth, catalog_file, {"by-id": ITEMS["by-id"]})
+    db_rows(postgres, "DELETE FROM migrated_records WHERE record_id = 'x' RETURNING 1")
+    answer = held(keys_app, auth, "by-id")
+    assert (answer.status_code, answer.json["error"]["code"]) == (409, "key_unrebuildable")

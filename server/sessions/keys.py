@@ -252,9 +252,11 @@ def show_key(user_id: str, key: str) -> dict[str, Any]:
     try:
         records = key_records(session, key)
         tree = rebuild_key(records, document)
-    except LookupError as error:
+    except (LookupError, TypeError, ValueError) as error:  # KeyError and IndexError are LookupErrors
+        # A row gone, or the key's stores changed since (another store, shape or place).
         raise Conflict(
-            f"The value of {key!r} cannot be rebuilt any more: {error}.", code="key_unrebuildable"
+            f"The value of {key!r} cannot be rebuilt any more: {type(error).__name__}: {error}.",
+            code="key_unrebuildable",
         ) from error
     return {
         "key": key,
