@@ -7,7 +7,7 @@ import re
 from flask import Blueprint, Flask, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.api.auth import DEMO_AUDIENCE, issue_token
 from lsmigrate.server.errors import BadRequest
 
 bp = Blueprint("demo", __name__, template_folder="templates")
@@ -40,7 +40,9 @@ def show_demo() -> ResponseReturnValue:
     if not batch.isdigit() or not 1 <= int(batch) <= 1000:
         raise BadRequest("batch must be a number of records from 1 to 1000", code="invalid_batch")
     page = make_response(
-        render_template("demo.html", user_id=user_id, token=issue_token(user_id), mode=mode, batch=int(batch))
+        render_template(
+            "demo.html", user_id=user_id, token=issue_token(user_id, DEMO_AUDIENCE), mode=mode, batch=int(batch)
+        )
     )
     page.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     return page

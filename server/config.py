@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # What a 503 (database unavailable) tells the client to wait.
     "RETRY_AFTER_SECONDS": 2,
     "DEMO": False,
+    # The demo hands out a token for any user: it runs against a database on this machine only, unless this
+    # says the database elsewhere is a throwaway one too.
+    "DEMO_ALLOW_REMOTE_DATABASE": False,
     "PYODIDE_DIR": None,  # None: node_modules/pyodide beside the checkout
     # The stores: "package.module:ATTRIBUTE" or a .json/.toml file (lsmigrate.shared.catalog);
     # None: the demo's with DEMO, else a start-up error.
@@ -82,6 +86,71 @@ def _instance_secret_key(app: Flask) -> str:
     return path.read_text().strip()
 
 
+#: Settings that are booleans, whole numbers and numbers: parsed strictly, a wrong value a start-up error.
+BOOLEANS = ("DEMO", "DEMO_ALLOW_REMOTE_DATABASE", "RATELIMIT_ENABLED")
+INTEGERS = (
+    "CACHE_TTL_SECONDS", "CACHE_MAX_RECORDS", "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH", "MAX_BATCH_RECORDS",
+    "SESSION_IDLE_SECONDS", "RETRY_AFTER_SECONDS",
+)  # fmt: skip
+NUMBERS = ("CACHE_RETRY_SECONDS",)
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def strict_boolean(name: str, value: Any) -> bool:
+    """A boolean setting: True/False, 1/0, or the text true/false, 1/0, yes/no, on/off (any case)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"LSMIGRATE_{name}: expected a boolean (true/false, 1/0, yes/no, on/off), found {value!r}")
+
+
+def _strict_number(name: str, value: Any, kind: type) -> Any:
+    if isinstance(value, str):
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+        expected = "a whole number" if kind is int else "a number"
+        raise ValueError(f"LSMIGRATE_{name}: expected {expected}, found {value!r}")
+    if value < 0:
+        raise ValueError(f"LSMIGRATE_{name}: expected a number of zero or more, found {value!r}")
+    return value
+
+
+def parse_settings(settings: MutableMapping[str, Any], prefix: str = "") -> None:
+    """Parse the typed settings in place (`prefix`: "LSMIGRATE_" where they sit in a host's config);
+    ValueError naming the setting, what was expected and what was found."""
+    for name in BOOLEANS:
+        if prefix + name in settings:
+            settings[prefix + name] = strict_boolean(name, settings[prefix + name])
+    for names, kind in ((INTEGERS, int), (NUMBERS, float)):
+        for name in names:
+            if prefix + name in settings:
+                settings[prefix + name] = _strict_number(name, settings[prefix + name], kind)
+
+
+_LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
+
+
+def refuse_remote_demo_database(uri: str, allowed: bool) -> None:
+    """The demo signs a token for any user who asks: it refuses a database on another host (where real users'
+    data may live) unless LSMIGRATE_DEMO_ALLOW_REMOTE_DATABASE says that one is a throwaway too."""
+    if allowed or uri.startswith("sqlite"):
+        return
+    host = make_url(uri).host or ""
+    if host.lower() not in _LOCAL_HOSTS and not host.startswith("/"):
+        raise RuntimeError(
+            f"LSMIGRATE_DEMO is on, and the database is on {host!r}, not this machine: the demo hands out a token "
+            "for any user. Use a database on this machine, or set LSMIGRATE_DEMO_ALLOW_REMOTE_DATABASE=true if "
+            "that database is a throwaway one too."
+        )
+
+
 def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     """Fill app.config from the defaults, the environment and `overrides`, in that order."""
     app.config.from_mapping(DEFAULTS)
@@ -92,12 +161,15 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
     app.config.from_prefixed_env("LSMIGRATE")
     if overrides:
         app.config.from_mapping(overrides)
+    parse_settings(app.config)
 
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     if not uri:
         uri = f"sqlite:///{Path(app.instance_path) / 'lsmigrate.sqlite'}"
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(uri)
+    if app.config["DEMO"]:
+        refuse_remote_demo_database(app.config["SQLALCHEMY_DATABASE_URI"], app.config["DEMO_ALLOW_REMOTE_DATABASE"])
     if not app.config["RATELIMIT_STORAGE_URI"]:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
     if not app.config["SECRET_KEY"]:
@@ -156,6 +228,7 @@ def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> Muta
             )
         if not resolved["RATELIMIT_STORAGE_URI"]:
             resolved["RATELIMIT_STORAGE_URI"] = resolved["REDIS_URL"] or "memory://"
+    parse_settings(resolved)
     resolved["CORS_ORIGINS"] = cors_origins(resolved["CORS_ORIGINS"])
     if not resolved["PYODIDE_DIR"]:
         resolved["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")

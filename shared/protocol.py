@@ -81,6 +81,15 @@ def _storable(text: str) -> None:
         raise ValidationError("must not contain a lone surrogate") from error
 
 
+class _StrictBoolean(fields.Boolean):
+    """true or false, and nothing else (JSON's 1 is a number, not a boolean)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
 class SessionRequest(Schema):
     """POST /sessions: the client's own id for this migration run; a dry run commits nothing."""
 
@@ -88,7 +97,7 @@ class SessionRequest(Schema):
         unknown = RAISE
 
     client_session_id = fields.String(required=True, validate=[validate.Length(1, 64), _storable])
-    dry_run = fields.Boolean(load_default=False, truthy={True}, falsy={False})
+    dry_run = _StrictBoolean(load_default=False)
     #: The page's `StoreCatalog.version` under the server's policies: a server with other stores refuses it.
     stores_version = fields.String(load_default=None, validate=_HEX_DIGEST)
 

@@ -1,7 +1,13 @@
-"""Bearer tokens: signed user ids. The user always comes from here, never from a body."""
+"""Bearer tokens: signed user ids. The user always comes from here, never from a body.
+
+A token's claims: `sub` (the user id), `iss` ("lsmigrate"), `aud` (who may accept it: "lsmigrate", or
+"lsmigrate-demo" for the demo's `/demo?user=…` tokens, which only a server in demo mode accepts) and `jti`
+(its id); its age is signed with it and checked against TOKEN_MAX_AGE.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 from flask import g, request
@@ -11,15 +17,23 @@ from lsmigrate.server.errors import Unauthorized
 from lsmigrate.server.extension import current_lsmigrate, settings
 
 _SALT = "lsmigrate bearer token"
+ISSUER = "lsmigrate"
+AUDIENCE = "lsmigrate"
+#: The audience of the demo's tokens: accepted only by a server in demo mode.
+DEMO_AUDIENCE = "lsmigrate-demo"
 
 
 def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings()["SECRET_KEY"], salt=_SALT)
 
 
-def issue_token(user_id: str) -> str:
+def issue_token(user_id: str, audience: str = AUDIENCE) -> str:
     """A bearer token for `user_id`, signed with the app's secret key."""
-    return _serializer().dumps({"sub": user_id})
+    return _serializer().dumps({"sub": user_id, "iss": ISSUER, "aud": audience, "jti": secrets.token_urlsafe(12)})
+
+
+def _audiences() -> frozenset[str]:
+    return frozenset({AUDIENCE, DEMO_AUDIENCE}) if settings()["DEMO"] else frozenset({AUDIENCE})
 
 
 def user_from_token(token: str) -> str:
@@ -30,8 +44,10 @@ def user_from_token(token: str) -> str:
         raise Unauthorized("The bearer token has expired.", code="invalid_token") from error
     except BadSignature as error:
         raise Unauthorized("The bearer token is not valid.", code="invalid_token") from error
-    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str):
+    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or claims.get("iss") != ISSUER:
         raise Unauthorized("The bearer token is not valid.", code="invalid_token")
+    if claims.get("aud") not in _audiences():
+        raise Unauthorized("The bearer token was issued for another server.", code="invalid_token")
     return claims["sub"]
 
 

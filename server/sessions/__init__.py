@@ -42,10 +42,20 @@ from lsmigrate.server.extension import settings
 from lsmigrate.shared.protocol import PROTOCOL_VERSION
 
 
+def durable() -> None:
+    """Make the current transaction's commit durable whatever the database's default: the page deletes what a
+    commit says is on the server, so a commit lost with `synchronous_commit = off` would lose data (PostgreSQL;
+    SQLite's commit is durable). Transaction-scoped: nothing outlives it, through a pooler too."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SET LOCAL synchronous_commit = on"))
+
+
 def lock_user(user_id: str) -> None:
-    """Take `user_id`'s write lock until the transaction ends (PostgreSQL; SQLite serialises writers itself)."""
+    """Take `user_id`'s write lock until the transaction ends (PostgreSQL; SQLite serialises writers itself),
+    and make the transaction's commit durable (`durable`)."""
     if db.session.get_bind().dialect.name != "postgresql":
         return
+    durable()
     material = hashlib.sha256(b"lsmigrate user\n" + user_id.encode("utf-8")).digest()
     db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(material[:8], signed=True)})
 

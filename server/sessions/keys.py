@@ -28,6 +28,7 @@ from lsmigrate.server.errors import Conflict, NotFound, Unprocessable
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.records.quarantine import decrypt_secrets, stored_raw
 from lsmigrate.server.records.rows import fetch_images, source_record, stored_secrets
+from lsmigrate.server.sessions import durable
 from lsmigrate.shared.canonical import digest
 from lsmigrate.shared.keys import original_tree, rebuild_key
 from lsmigrate.shared.protocol import RemainderRequest
@@ -92,6 +93,7 @@ def put_remainder(session: MigrationSession, body: bytes) -> dict[str, Any]:
     if existing is None:
         if session.status != "open":
             raise Conflict("This migration session no longer accepts remainders.", code="session_closed")
+        durable()
         db.session.add(
             KeyRemainder(
                 session_id=session.id,

@@ -23,6 +23,7 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationSession, QuarantinedRecord
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.sessions import durable
 from lsmigrate.server.sessions.keys import document_of, remainder_of
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.canonical import manifest_digest
@@ -170,6 +171,7 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
     if session.status == "open":
         session.status = "verified"
         session.completed_at = datetime.now(UTC)
+    durable()  # the page deletes keys on this answer: the commit must not be lost
     db.session.commit()
     if not session.dry_run and session.completed_at is not None:
         # The batches only dropped the cached snapshot; the finished session writes it through once.
