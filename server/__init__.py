@@ -47,6 +47,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         "json_serializer": dumps_text,
         "json_deserializer": loads,
+        # A statement's parameters are record content: never in an error message or a log.
+        "hide_parameters": True,
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     }
 

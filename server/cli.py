@@ -43,7 +43,10 @@ def _summary(counts: dict[str, int]) -> str:
 @click.argument("user_id")
 def print_token(user_id: str) -> None:
     """Print a bearer token for USER_ID."""
-    click.echo(issue_token(user_id))
+    try:
+        click.echo(issue_token(user_id))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="USER_ID") from error
 
 
 @group.command("sessions")

@@ -34,6 +34,10 @@ QUARANTINED_LOCALLY = frozenset({Outcome.QUARANTINED, Outcome.SUPERSEDED, Outcom
 
 #: The largest batch number: the server keeps it in a 32-bit column.
 MAX_SEQ = 2**31 - 1
+#: The largest index of a record in its key (a 32-bit column too): a batch's records end at or below it.
+MAX_INDEX = 2**31 - 1
+#: The longest user id: the server keeps it in a 255-character column.
+MAX_USER_ID = 255
 
 _HEX_DIGEST = validate.Regexp(r"^[0-9a-f]{64}$", error="expected a sha256 hex digest")
 _DIGEST_PATTERN = re.compile(r"[0-9a-f]{64}")
@@ -112,7 +116,7 @@ class BatchRequest(Schema):
     #: The store of the key the records belong to; may be left out when the key has one store.
     store = fields.String(load_default=None, validate=validate.Length(1, 64))
     #: The records' position among the key's records (the stores of a key in catalog order).
-    offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_INDEX))
     records = _Records(required=True)
     digests = _Digests(required=True)
 

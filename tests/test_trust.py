@@ -15,6 +15,7 @@ from sqlalchemy import event
 from lsmigrate.server import create_app
 from lsmigrate.server.api.auth import DEMO_AUDIENCE, issue_token
 from lsmigrate.server.db import db
+from lsmigrate.shared.canonical import digest
 from tests.migration_helpers import API, migrate
 
 FALSE = ["False", "false", "no", "OFF", "0", " off "]
@@ -128,3 +129,29 @@ def test_dry_run_is_true_or_false_and_nothing_else(client, auth, value: Any) -> 
     answer = client.post(f"{API}/sessions", json=body, headers=auth("alice"))
     assert (answer.status_code, answer.json["error"]["code"]) == (422, "invalid_request")
     assert "dry_run" in answer.json["error"]["details"]
+
+
+def test_an_offset_past_a_32_bit_index_is_a_422_not_a_500(client, auth) -> None:
+    headers = auth("alice")
+    session = client.post(f"{API}/sessions", json={"client_session_id": "c"}, headers=headers).json["session_id"]
+    for offset, records in ((2**31 - 1, [{"id": "a"}, {"id": "b"}]), (2**31, [{"id": "a"}]), (2**40, [])):
+        body = {"key": "task-store", "offset": offset, "records": records, "digests": [digest(r) for r in records]}
+        answer = client.put(f"{API}/sessions/{session}/batches/0", json=body, headers=headers)
+        assert (answer.status_code, answer.json["error"]["code"]) == (422, "invalid_request"), offset
+
+
+def test_a_user_id_no_column_holds_gets_no_token_and_a_forged_one_is_refused(app, client) -> None:
+    with app.app_context():
+        with pytest.raises(ValueError, match="1 to 255 characters"):
+            issue_token("u" * 256)
+        claims = {"sub": "u" * 256, "iss": "lsmigrate", "aud": "lsmigrate", "jti": "x"}
+        forged = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="lsmigrate bearer token").dumps(claims)
+    answer = client.get(f"{API}/config", headers={"Authorization": f"Bearer {forged}"})
+    assert (answer.status_code, answer.json["error"]["code"]) == (401, "invalid_token")
+    result = app.test_cli_runner().invoke(args=["lsmigrate", "token", "u" * 256])
+    assert result.exit_code == 2 and "1 to 255 characters" in result.output
+
+
+def test_a_database_error_never_carries_record_content(app) -> None:
+    with app.app_context():
+        assert db.engine.hide_parameters is True

@@ -15,6 +15,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from lsmigrate.server.errors import Unauthorized
 from lsmigrate.server.extension import current_lsmigrate, settings
+from lsmigrate.shared.protocol import MAX_USER_ID
 
 _SALT = "lsmigrate bearer token"
 ISSUER = "lsmigrate"
@@ -28,7 +29,9 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def issue_token(user_id: str, audience: str = AUDIENCE) -> str:
-    """A bearer token for `user_id`, signed with the app's secret key."""
+    """A bearer token for `user_id`, signed with the app's secret key (ValueError for an id no column holds)."""
+    if not 0 < len(user_id) <= MAX_USER_ID:
+        raise ValueError(f"a user id is 1 to {MAX_USER_ID} characters long, not {len(user_id)}")
     return _serializer().dumps({"sub": user_id, "iss": ISSUER, "aud": audience, "jti": secrets.token_urlsafe(12)})
 
 
@@ -44,7 +47,8 @@ def user_from_token(token: str) -> str:
         raise Unauthorized("The bearer token has expired.", code="invalid_token") from error
     except BadSignature as error:
         raise Unauthorized("The bearer token is not valid.", code="invalid_token") from error
-    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or claims.get("iss") != ISSUER:
+    subject = claims.get("sub") if isinstance(claims, dict) else None
+    if not isinstance(subject, str) or not 0 < len(subject) <= MAX_USER_ID or claims.get("iss") != ISSUER:
         raise Unauthorized("The bearer token is not valid.", code="invalid_token")
     if claims.get("aud") not in _audiences():
         raise Unauthorized("The bearer token was issued for another server.", code="invalid_token")

@@ -50,7 +50,7 @@ from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
 from lsmigrate.shared.mapping import MappedRecord
-from lsmigrate.shared.protocol import BatchRequest
+from lsmigrate.shared.protocol import MAX_INDEX, BatchRequest
 
 _BATCH_REQUEST = BatchRequest()
 ATTEMPTS = 3
@@ -220,6 +220,12 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
     limit = lsmigrate.settings["MAX_BATCH_RECORDS"]
     if len(records) > limit:
         raise PayloadTooLarge(f"A batch holds at most {limit} records.", code="too_many_records")
+    if payload["offset"] + len(records) - 1 > MAX_INDEX:
+        raise Unprocessable(
+            f"A record's index in its key is at most {MAX_INDEX}.",
+            code="invalid_request",
+            details={"offset": [f"offset + records must stay within {MAX_INDEX + 1}"]},
+        )
     if len(digests) != len(records):
         raise Unprocessable("There must be one digest per record.", code="digest_mismatch")
     mapped = spec.map(
