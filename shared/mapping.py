@@ -140,11 +140,16 @@ def reference_id(store: str, keep_uuids: bool, source_id: Any, user_id: str) -> 
     return derived_id(user_id, store, source_id)
 
 
+#: A secret shorter than this shows nothing of itself in its hint.
+HINTED_LENGTH = 20
+
+
 def secret_hint(secret: str) -> str:
-    """A display hint that names a secret without revealing it: ghp_…abcd."""
-    if len(secret) < 12:
+    """A display hint that tells secrets apart without revealing them: the last 4 characters of a secret of
+    20 or more (…abcd), nothing of a shorter one (…): too little of it would be left to guess."""
+    if len(secret) < HINTED_LENGTH:
         return "…"
-    return f"{secret[:4]}…{secret[-4:]}"
+    return f"…{secret[-4:]}"
 
 
 Steps = tuple[str, ...]

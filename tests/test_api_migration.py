@@ -333,7 +333,7 @@ def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, 
     headers = auth("alice")
     verdict = migrate_all(client, headers)
     environments = client.get("/api/environments", headers=headers)
-    assert environments.json["environments"][0]["github_token_hint"] == "ghp_…6789"
+    assert environments.json["environments"][0]["github_token_hint"] == "…6789"
     everything = json.dumps(verdict) + environments.get_data(as_text=True)
     stored = db_rows(postgres, "SELECT github_token_encrypted, metadata::text FROM environments")
     ledger = db_rows(postgres, "SELECT warnings::text FROM migration_ledger")

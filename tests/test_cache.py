@@ -267,7 +267,7 @@ def test_no_secret_reaches_redis(client, auth, postgres, redis_server: RedisServ
     migrate(client, headers, {"task-store": TASKS, "environments": ENVIRONMENTS})
     [environment] = client.get("/api/environments", headers=headers).json["environments"]
     assert environment["has_github_token"] is True
-    assert environment["github_token_hint"] == "ghp_…6789"
+    assert environment["github_token_hint"] == "…6789"
     with psycopg.connect(postgres.conninfo) as connection:
         [(ciphertext,)] = connection.execute("SELECT github_token_encrypted FROM environments").fetchall()
     bearer = headers["Authorization"].split()[1]

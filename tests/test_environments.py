@@ -26,7 +26,7 @@ def test_token_goes_to_secrets_with_a_hint_and_never_into_the_row() -> None:
     )
     assert mapped.secrets == {"github_token": TOKEN}
     assert mapped.row is not None
-    assert mapped.row["github_token_hint"] == "ghp_…wxyz"
+    assert mapped.row["github_token_hint"] == "…wxyz"
     assert TOKEN not in json.dumps(mapped.row) + json.dumps(mapped.warnings)
     assert canonical_json(SPEC.rebuild(mapped.row, mapped.secrets)) == canonical_json(
         {"id": "env-1", "name": "Prod", "githubToken": TOKEN}
@@ -91,7 +91,13 @@ def test_a_refused_token_is_reported_without_its_type_detail() -> None:
 
 @pytest.mark.parametrize(
     ("token", "hint"),
-    [(TOKEN, "ghp_…wxyz"), ("ghp_short", "…"), ("", "…"), ("github_pat_11ABCDEFG0123", "gith…0123")],
+    [
+        (TOKEN, "…wxyz"),
+        ("ghp_short", "…"),
+        ("ghp_0123456789abcd", "…"),
+        ("", "…"),
+        ("github_pat_11ABCDEFG0123", "…0123"),
+    ],
 )
 def test_the_hint_names_a_token_without_revealing_it(token: str, hint: str) -> None:
     record = {"id": "env-1", "name": "Prod", "githubToken": token}
