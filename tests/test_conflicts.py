@@ -365,3 +365,28 @@ def test_an_earlier_version_that_cannot_be_rebuilt_any_more_stays_the_winner(cli
     assert outcomes([later]) == ["superseded"]
     assert db_rows(postgres, "SELECT raw FROM quarantine") == [(NEWER,)]
     assert titles(postgres) == ["changed"]
+
+
+def test_a_resumed_abandoned_sessions_conflicts_open_again_and_its_key_is_cleaned_up(
+    client, auth, postgres, use_policy
+) -> None:
+    use_policy("ask")
+    headers = auth("alice")
+    server = {"id": "env-1", "name": "Prod", "updatedAt": "2024-05-01T00:00:00.000Z"}
+    migrate(client, headers, {"environments": [server]}, "seed")
+    local = server | {"description": "edited", "updatedAt": "2024-06-01T00:00:00.000Z"}
+    sid = open_session(client, headers, "tab-1")  # the page closes after its batch, before complete
+    [result] = put(client, headers, sid, 0, batch_body("environments", [local])).json["results"]
+    assert result["outcome"] == "conflict"
+    with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+        connection.execute("UPDATE migration_sessions SET last_active_at = now() - interval '1 day'")
+    other = open_session(client, headers, "tab-2")  # takes over: the idle session is abandoned
+    assert db_rows(postgres, "SELECT status FROM migration_conflicts WHERE session_id = %s", sid) == [("closed",)]
+    assert client.post(f"{API}/sessions/{other}/rollback", headers=headers).status_code == 200
+    assert open_session(client, headers, "tab-1") == sid  # the first tab comes back
+    [reopened] = client.get(f"{API}/sessions/{sid}/conflicts", headers=headers).json["conflicts"]
+    assert (reopened["status"], reopened["resolution"]) == ("open", None)
+    url = f"{API}/sessions/{sid}/conflicts/{result['conflict_id']}"
+    assert client.post(url, json={"keep": "local"}, headers=headers).status_code == 200
+    verdict = complete(client, headers, sid, {"environments": [local]})
+    assert verdict.json["deletable_keys"] == ["environments"], verdict.json

@@ -10,7 +10,7 @@ row, whatever process tries. The rules of `open_session`:
 
 - the same client session id gets its session back (resumed, with its
   acknowledged batches); an abandoned one is reopened if the user has no
-  other open session;
+  other open session, its conflicts closed by the abandonment open again;
 - another client session id while a session is open is 409 `session_active`
   (the open session's id in the details), unless that session has been idle
   (no batch, no resume) for more than SESSION_IDLE_SECONDS (default 900):
@@ -120,6 +120,16 @@ def open_session(user_id: str, client_session_id: str, dry_run: bool = False) ->
         if session.status == "abandoned" and not dry_run:
             _make_room(user_id, session.id, now)
             session.status = "open"
+            # Its conflicts were closed only because it was idle: open again, to be resolved as before.
+            db.session.execute(
+                update(MigrationConflict)
+                .where(
+                    MigrationConflict.session_id == session.id,
+                    MigrationConflict.status == "closed",
+                    MigrationConflict.resolution == "abandoned",
+                )
+                .values(status="open", resolution=None, resolved_at=None)
+            )
         if session.status == "open":
             session.last_active_at = now
     try:
