@@ -495,3 +495,13 @@ def test_the_sqlite_default_runs_the_whole_protocol(tmp_path) -> None:
     finally:
         with app.app_context():
             db.engine.dispose()
+
+
+def test_a_thousand_environments_wanting_one_name_each_get_their_own(client, auth, postgres) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    for seq in range(2):
+        batch = [{"id": f"env-{seq}-{i}", "name": "Prod"} for i in range(500)]
+        assert put(client, headers, sid, seq, batch_body("environments", batch, offset=500 * seq)).status_code == 200
+    names = [name for (name,) in db_rows(postgres, "SELECT name FROM environments WHERE user_id = 'alice'")]
+    assert sorted(names) == sorted(["Prod", *(f"Prod ({n})" for n in range(2, 1001))])

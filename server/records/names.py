@@ -1,4 +1,5 @@
-"""Names unique per user (an environment's name): a taken one becomes "Name (2)", then "Name (3)"…
+"""Names unique per user (an environment's name): a taken one becomes "Name (2)", then "Name (3)"…,
+in linear time however many records want one name.
 
 Two queries at most per batch: the rows holding the wanted names, then, only
 when some name is taken or wanted twice, the rows holding its numbered forms.
@@ -40,10 +41,17 @@ def allocate_names(model: Any, column: str, user_id: str, wanted: list[tuple[uui
             {name: row_id for name, row_id in db.session.execute(select(name_column, table.c.id).where(mine, numbered))}
         )
     names = []
+    # Per name, the number below which every "Name (n)" is known taken: each record goes on from there, so
+    # k records wanting one name cost k steps in all, not k² (a batch of 1,000 environments named alike).
+    tried: dict[str, int] = {}
     for row_id, name in wanted:
-        given, n = name, 2
-        while holders.get(given, row_id) != row_id:
-            given, n = f"{name} ({n})", n + 1
+        given = name
+        if holders.get(given, row_id) != row_id:
+            n = tried.get(name, 2)
+            while holders.get(f"{name} ({n})", row_id) != row_id:
+                n += 1
+            given = f"{name} ({n})"
+            tried[name] = n + 1
         holders[given] = row_id
         names.append(given)
     return names
