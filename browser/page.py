@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 import traceback
@@ -117,6 +118,26 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: the backoff decides
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def json_body(body: Any) -> str:
+    """`body` as JSON text that survives fetch: a lone surrogate (a title cut in the middle of an emoji is an
+    ordinary JavaScript string) escaped as \\uXXXX, which fetch's UTF-8 would turn into U+FFFD; other text as it is.
+
+    JSON's own characters are ASCII, so a surrogate in the text is always inside a string, where the escape means
+    the same code point to the server's parser.
+    """
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
 def fetch_sender(api_base: str, token: str) -> Send:
     """A `send` that calls the migration API with fetch and the bearer token."""
 
@@ -126,7 +147,7 @@ def fetch_sender(api_base: str, token: str) -> Send:
                 api_base + path,
                 method=method,
                 headers={**({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json"},
-                body=None if body is None else json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+                body=None if body is None else json_body(body),
             )
             text = await response.string()
         except (JsException, OSError) as error:  # fetch rejects with a TypeError when nothing answered

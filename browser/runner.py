@@ -23,10 +23,11 @@ A round migrates a set of keys in one server session:
   value still equals the backed-up one, are cleaned up: deleted, or stripped
   of their migrated records (every other byte left as it was).
 
-A run that finds a checkpoint resumes it: same client session id (the server
-answers with the batches it acknowledged, which are skipped), the values read
-back from the backup rather than from localStorage, so every batch is the
-same as before. A key the app rewrote during a round is kept and migrated
+A run that finds a checkpoint of its user (the digest /config names; another
+user's, on a shared browser, is dropped and never uploaded) resumes it: same
+client session id (the server answers with the batches it acknowledged, which
+are skipped), the values read back from the backup rather than from
+localStorage, so every batch is the same as before. A key the app rewrote during a round is kept and migrated
 again in another round, and so is a key no round has read yet (at most
 `max_rounds`; what is still waiting then is listed in `pending_keys`). A dry run backs up,
 checkpoints and deletes nothing. (The marker that tells the loader this
@@ -41,14 +42,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from marshmallow import ValidationError
+
 from lsmigrate.browser.progress import Emit, Progress
 from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.keys import DELETE, STRIP, SplitKey, split_key, strip_edits, strip_text
-from lsmigrate.shared.protocol import OUTCOMES
+from lsmigrate.shared.protocol import OUTCOMES, BatchRequest
 from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
 
 OUTCOME_COUNTS = OUTCOMES
+#: The protocol's rule for a key's name, as the server applies it to every batch.
+_KEY_NAME = BatchRequest().fields["key"]
 #: Records mapped between two pauses: 30 to 50 ms in Pyodide for compact tasks (each pause costs a few ms).
 MAP_SLICE = 2000
 
@@ -101,6 +106,9 @@ class Options:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: What the server's /config agreed on (set by the run itself): sent when a session opens.
     stores_version: str | None = None
+    #: Whose run this is, as /config names the signed-in user (a digest, never the id; set by the run itself):
+    #: kept with the checkpoint and each backup, and a checkpoint of another digest is never resumed.
+    user_digest: str | None = None
     #: Keys the loader found holding nothing new (their record containers empty, their documents the ones this
     #: origin migrated): left out of the run, so the server's copy of each stays the one that held its records.
     #: A key the app changes during the run is reported pending.
@@ -179,6 +187,9 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
     settled = {key: host.storage.get(key) for key in options.settled_keys}
     try:
         checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
+        if checkpoint is not None:  # whose is it? Asked before its backup is even read
+            options = await _configured(host, options, progress)
+            checkpoint = await _own_checkpoint(host, options, progress, checkpoint)
         keys: list[str] | None = None  # the first round takes every migratable key (or the checkpoint's)
         attempted: set[str] = set(settled)
         while report["rounds"] < options.max_rounds:
@@ -186,7 +197,7 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
             if found is None:
                 break
             if options.stores_version is None:  # before anything is mapped, backed up or sent
-                options = replace(options, stores_version=await _check_stores(host, options, progress))
+                options = await _configured(host, options, progress)
             report["rounds"] += 1
             attempted.update(found.values)
             rewritten = await _run_round(host, options, report, progress, found)
@@ -226,10 +237,62 @@ async def finish_migration(host: Host, options: Options, report: dict[str, Any])
     return report
 
 
-async def _check_stores(host: Host, options: Options, progress: Progress) -> str:
-    """The stores version page and server share; refused when the server's stores differ (they would map
-    differently)."""
+async def _configured(host: Host, options: Options, progress: Progress) -> Options:
+    """`options` with what the server's /config says: the stores version page and server share, and the digest
+    of the signed-in user. Refused when the server's stores differ (they would map differently)."""
     config = await _Server(host, options, progress).call("GET", "/config", None)
+    digest = config.get("user_digest") if isinstance(config, dict) else None
+    return replace(
+        options,
+        stores_version=_check_stores(options, config),
+        user_digest=digest if isinstance(digest, str) else None,
+    )
+
+
+async def _own_checkpoint(
+    host: Host, options: Options, progress: Progress, checkpoint: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The checkpoint if it is the signed-in user's; None (and forgotten) when it is another user's.
+
+    On a shared browser the checkpoint (and the backup it resumes from) may be another user's: resuming it
+    would upload their records into this user's account. It is dropped, and its session left alone (it is not
+    this user's to withdraw; the server would refuse anyway). A checkpoint saved before checkpoints named their
+    user is this user's when the server says its session is.
+    """
+    if "user_digest" in checkpoint or options.user_digest is None:
+        mine = checkpoint.get("user_digest") == options.user_digest
+    else:
+        mine = await _session_is_ours(host, options, progress, checkpoint)
+    if mine:
+        return checkpoint
+    host.emit(
+        "lsmigrate:warning",
+        {
+            "code": "foreign_checkpoint",
+            "message": "An unfinished migration that is not this user's was left as it was; this one starts afresh "
+            "from what this browser holds.",
+        },
+    )
+    await host.backups.clear_checkpoint()
+    return None
+
+
+async def _session_is_ours(host: Host, options: Options, progress: Progress, checkpoint: dict[str, Any]) -> bool:
+    """Whether the server knows the checkpoint's session as the signed-in user's."""
+    session_id = checkpoint.get("session_id")
+    if not session_id:
+        return False  # nothing was sent yet: nothing on the server says whose it is
+    try:
+        await _Server(host, options, progress).call("GET", f"/sessions/{session_id}", None)
+    except MigrationFailed as error:
+        if error.code in ("unknown_session", "foreign_session"):
+            return False
+        raise
+    return True
+
+
+def _check_stores(options: Options, config: Any) -> str:
+    """The stores version page and server share; refused when the server's stores differ."""
     served = config.get("stores", []) if isinstance(config, dict) else []
     # The server's JSON as it came: version() refuses unknown names and policies (ValueError).
     policies: dict[Any, Any] = {
@@ -239,12 +302,13 @@ async def _check_stores(host: Host, options: Options, progress: Progress) -> str
         version = options.catalog.version(policies)
     except ValueError:
         version = None  # the server has stores the page does not know
-    if version is None or version != config.get("stores_version"):
+    served_version = config.get("stores_version") if isinstance(config, dict) else None
+    if version is None or version != served_version:
         raise MigrationFailed(
             "stores_version_mismatch",
             "This page was built for other stores than the server's, so nothing was sent or deleted: "
             "reload the page to get the current ones.",
-            {"server": config.get("stores_version"), "page": version},
+            {"server": served_version, "page": version},
         )
     return version
 
@@ -288,6 +352,7 @@ async def _plan_round(
             progress.advance(1)
             continue
         try:
+            _refuse_unsendable_name(key)
             split = split_key(key, raw, stores)
         except SourceError as error:
             report["errors"].append(error.as_dict())
@@ -322,6 +387,17 @@ async def _plan_round(
             "acknowledged": [],
         }
     return _Round(values, sources, checkpoint, resumed, splits)
+
+
+def _refuse_unsendable_name(key: str) -> None:
+    """SourceError for a key whose name the protocol refuses (NUL, a lone surrogate, too long): no column holds
+    it, so its batches would be refused on every run. It is reported and kept; the other keys go on."""
+    try:
+        _KEY_NAME.deserialize(key)
+    except ValidationError as error:
+        messages = error.messages if isinstance(error.messages, list) else [str(error.messages)]
+        found = f"a name it refuses ({'; '.join(map(str, messages))})"
+        raise SourceError(key, "a key name the server can store", found, code="unstorable_key") from error
 
 
 async def _withdraw(host: Host, options: Options, progress: Progress, checkpoint: dict[str, Any]) -> None:
@@ -365,9 +441,11 @@ async def _map(host: Host, progress: Progress, sources: list[_Source], report: d
 
 
 async def _back_up(host: Host, plan: _Round, report: dict[str, Any]) -> None:
-    """Store and check the raw values, then the checkpoint: both before anything is uploaded."""
+    """Store and check the raw values, then the checkpoint: both before anything is uploaded; both name the
+    user they belong to (the checkpoint does already)."""
+    meta = {"client_session_id": plan.checkpoint["client_session_id"], "user_digest": plan.checkpoint["user_digest"]}
     try:
-        backup = await host.backups.save(plan.values, {"client_session_id": plan.checkpoint["client_session_id"]})
+        backup = await host.backups.save(plan.values, meta)
         plan.checkpoint["backup_id"] = backup["id"]
         await host.backups.save_checkpoint(plan.checkpoint)
     except Exception as error:  # noqa: BLE001 - IndexedDB's errors are many and all mean the same here
@@ -382,6 +460,7 @@ async def _run_round(
     host: Host, options: Options, report: dict[str, Any], progress: Progress, plan: _Round
 ) -> list[str]:
     """Map, back up, upload, verify and clean up one round; returns the keys the app rewrote meanwhile."""
+    plan.checkpoint["user_digest"] = options.user_digest  # a checkpoint saved before they named their user too
     await _map(host, progress, plan.sources, report)
     if options.dry_run:
         progress.start("backup", 0)

@@ -21,7 +21,7 @@ from playwright.sync_api import ConsoleMessage, Page
 from tests.fixtures_services import CHROMIUM, CHROMIUM_ARGS, PostgresServer, RedisServer, free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_KEY = "e2e-secret-key"
+SECRET_KEY = "Rk7vB2nM9qX4cL8sD1fG6hJ3wT5yP0zA"  # strong: the integrator server is not a demo
 
 
 class LiveServer:

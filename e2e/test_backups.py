@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -292,20 +293,17 @@ def seed_aged_backups(page: Page, ages_in_days: list[int]) -> list[str]:
 @pytest.mark.parametrize(
     ("ages_in_days", "options", "pruned"),
     [
-        # 5 recent + 3 old outside the newest 5: the old ones go.
+        # Backups expire after 30 days, however many there are: the old ones go.
         ([0, 1, 2, 3, 4, 40, 41, 42], {}, [5, 6, 7]),
-        # 7 backups, 3 of them old: the old one among the newest 5 stays.
-        ([0, 1, 2, 3, 40, 41, 42], {}, [5, 6]),
-        # Old, but among the newest 5: kept.
-        ([0, 40, 41, 42], {}, []),
-        # More than 5, but all from the last 30 days: kept.
+        ([0, 40, 41, 42], {}, [1, 2, 3]),
+        # Many, but all from the last 30 days: kept.
         ([0, 1, 2, 3, 4, 5, 6, 7, 8, 29], {}, []),
-        # Everything old and keep=0: the newest still stays.
-        ([45, 50, 60], {"keep": 0}, [1, 2]),
-        ([0, 1, 3, 4], {"keep": 1, "maxAgeDays": 2}, [2, 3]),
+        # Everything old: the newest goes too (it holds secrets like the others).
+        ([45, 50, 60], {}, [0, 1, 2]),
+        ([0, 1, 3, 4], {"maxAgeDays": 2}, [2, 3]),
     ],
 )
-def test_prune_deletes_only_old_backups_outside_the_newest(
+def test_prune_deletes_every_backup_past_its_age(
     origin: Page, ages_in_days: list[int], options: dict[str, int], pruned: list[int]
 ) -> None:
     ids = seed_aged_backups(origin, ages_in_days)
@@ -316,6 +314,18 @@ def test_prune_deletes_only_old_backups_outside_the_newest(
     )
     assert sorted(result["deleted"]) == sorted(ids[i] for i in pruned)
     assert result["left"] == [backup for i, backup in enumerate(ids) if i not in pruned]
+
+
+def test_backups_expire_at_says_when_the_oldest_expires(origin: Page) -> None:
+    assert run(origin, "return m.backupsExpireAt();") is None
+    seed_aged_backups(origin, [1, 10])
+    result = run(
+        origin,
+        "const created = (await m.listBackups()).map((b) => Date.parse(b.created_at));"
+        "return { at: await m.backupsExpireAt(), oldest: Math.min(...created), days: m.MAX_AGE_DAYS };",
+    )
+    assert result["days"] == 30
+    assert result["at"] == result["oldest"] + 30 * 86_400_000
 
 
 def test_save_backup_prunes_with_the_defaults(origin: Page) -> None:
@@ -389,3 +399,93 @@ def test_another_tab_deleting_the_database_is_not_blocked(origin: Page) -> None:
         """,
     )
     assert result == {"outcome": "deleted", "blocked": False, "list": [], "checkpoint": None}
+
+
+def test_a_backup_is_restored_or_downloaded_for_its_own_user_only(origin: Page) -> None:
+    result = run(
+        origin,
+        """
+        const [alice, bob] = ['a'.repeat(64), 'b'.repeat(64)];
+        const mine = await m.saveBackup({ k: 'mine' }, { user_digest: alice });
+        const theirs = await m.saveBackup({ k: 'theirs' }, { user_digest: bob });
+        const older = await m.saveBackup({ k: 'older' }, { client_session_id: 'made before backups named a user' });
+        return {
+          theirs: await caught(m.restoreBackup(theirs.id, null, { owner: alice })),
+          older: await caught(m.restoreBackup(older.id, null, { owner: alice })),
+          unknown: await caught(m.restoreBackup(mine.id, null, { owner: null })),
+          download: await caught(m.downloadBackup(theirs.id, { owner: alice })),
+          untouched: localStorage.getItem('k'),
+          mine: await m.restoreBackup(mine.id, null, { owner: alice }),
+          restored: localStorage.getItem('k'),
+        };
+        """,
+    )
+    assert result["untouched"] is None
+    assert {name: result[name]["name"] for name in ("theirs", "older", "unknown", "download")} == dict.fromkeys(
+        ("theirs", "older", "unknown", "download"), "NotAllowedError"
+    )
+    assert "belongs to another user of this browser" in result["theirs"]["message"]
+    assert "may be another user's" in result["older"]["message"]
+    assert "could not be checked" in result["unknown"]["message"]
+    assert (result["mine"], result["restored"]) == (["k"], "mine")
+
+
+def loader_page(page: Page, server: LiveServer, requests: list[str] | None = None) -> None:
+    """Load a page of the origin that runs the loader (the demo, nothing to migrate), until the network is idle."""
+    if requests is not None:
+        page.on("request", lambda request: requests.append(request.url))
+    page.goto(f"{server.url}/demo?user=e2e-backups-{uuid.uuid4().hex[:8]}")
+    page.wait_for_load_state("networkidle")
+
+
+def marker(page: Page) -> Any:
+    return json.loads(page.evaluate("() => localStorage.getItem('lsmigrate:done')") or "null")
+
+
+def backup_ids(page: Page) -> list[str]:
+    ids: list[str] = run(page, "return (await m.listBackups()).map((b) => b.id);")
+    return ids
+
+
+def test_a_page_load_prunes_expired_backups_once_the_marker_says_one_expired(
+    origin: Page, live_server: LiveServer
+) -> None:
+    ids = seed_aged_backups(origin, [1, 40])
+    origin.evaluate("() => localStorage.setItem('lsmigrate:done', JSON.stringify({ backups_expire_at: Date.now() }))")
+    loader_page(origin, live_server)
+    origin.wait_for_function("() => JSON.parse(localStorage.getItem('lsmigrate:done')).backups_expire_at > Date.now()")
+    assert backup_ids(origin) == ids[:1]
+    # The next expiry is the remaining backup's: made a day ago, kept 30 days.
+    [created] = run(origin, "return (await m.listBackups()).map((b) => Date.parse(b.created_at));")
+    assert marker(origin)["backups_expire_at"] == created + 30 * 86_400_000
+
+
+def test_a_page_load_opens_no_database_while_the_marker_says_nothing_expired(
+    origin: Page, live_server: LiveServer
+) -> None:
+    ids = seed_aged_backups(origin, [40])
+    tomorrow = "() => localStorage.setItem('lsmigrate:done', JSON.stringify({ backups_expire_at: Date.now() + 864e5 }))"
+    origin.evaluate(tomorrow)
+    requests: list[str] = []
+    loader_page(origin, live_server, requests)
+    assert not [url for url in requests if "backups.js" in url]
+    assert backup_ids(origin) == ids  # the marker is believed: nothing was opened, nothing pruned
+
+
+def test_backups_of_a_browser_whose_local_storage_was_cleared_still_expire(
+    origin: Page, live_server: LiveServer
+) -> None:
+    seed_aged_backups(origin, [40, 41])
+    origin.evaluate("() => localStorage.clear()")  # the app signs its user out: the marker is gone too
+    loader_page(origin, live_server)
+    origin.wait_for_function("() => localStorage.getItem('lsmigrate:done') !== null")
+    assert marker(origin) == {"backups_expire_at": None}
+    assert backup_ids(origin) == []
+
+
+def test_a_browser_that_never_migrated_gets_no_database(page: Page, live_server: LiveServer) -> None:
+    requests: list[str] = []
+    loader_page(page, live_server, requests)
+    assert not [url for url in requests if "backups.js" in url]
+    assert page.evaluate("async () => (await indexedDB.databases()).map((d) => d.name)") == []
+    assert marker(page) is None

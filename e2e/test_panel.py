@@ -223,3 +223,27 @@ def test_keep_all_the_servers_resolves_every_conflict_and_cleans_up(page: Page, 
     titles = asking_server.rows("SELECT title FROM tasks WHERE user_id = %s ORDER BY title", user)
     assert titles == [("Server 0",), ("Server 1",)]
     assert page.evaluate("() => localStorage.getItem('task-store')") == tasks_store([])
+
+
+def test_another_users_backups_are_listed_as_theirs_and_the_panel_says_how_long_backups_are_kept(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = f"e2e-{uuid.uuid4().hex[:8]}"
+    seed(page, live_server, {"task-store": tasks_store(["Mine"])})
+    # Another user of this shared browser left a backup behind.
+    page.evaluate(
+        "async () => (await import('/lsmigrate/static/backups.js'))"
+        ".saveBackup({ 'task-store': 'theirs', 'their-secret-key-name': 'x' }, { user_digest: 'b'.repeat(64) })"
+    )
+    page.goto(f"{live_server.url}/demo?user={user}")
+    expect(panel(page).locator(".badge")).to_have_text("Done", timeout=60_000)
+    expect(panel(page).locator(".retention")).to_have_text("Backups are kept 30 days in this browser, then deleted.")
+    expect(panel(page).locator(".backups li")).to_have_count(2)
+    theirs = panel(page).locator('.backups li[data-owner="another_user"]')
+    expect(theirs).to_contain_text("another user's backup")
+    expect(theirs).not_to_contain_text("their-secret-key-name")
+    expect(theirs.get_by_role("button")).to_have_count(0)
+    mine = panel(page).locator('.backups li[data-owner="you"]')
+    expect(mine).to_contain_text("task-store")
+    expect(mine.get_by_role("button")).to_have_text(["Restore", "Download"])
+    shot(page, "panel-9-another-users-backup")

@@ -308,3 +308,80 @@ def test_after_a_finished_migration_the_next_page_load_downloads_nothing(page: P
     page.wait_for_load_state("networkidle")
     assert not [url for url in requests if "pyodide" in url or url.endswith(".whl") or "backups.js" in url]
     assert page.evaluate("() => window.lsmigrate.status().state") == "idle"
+
+
+def test_another_user_on_the_same_browser_never_resumes_or_uploads_an_interrupted_run(
+    page: Page, live_server: LiveServer
+) -> None:
+    alice = upload_under_way(page, live_server, 1200, 300)
+    page.goto(f"{live_server.url}/lsmigrate/static/demo.css")  # Alice's tab goes away mid-upload
+    alices_rows = task_count(live_server, alice)[0]
+    assert 0 < alices_rows < 1200
+    # Alice signs out (the app clears localStorage); Bob signs in on the same browser with tasks of his own.
+    bob = user_id()
+    seed(page, live_server, {"task-store": tasks_store(5, title="Bob's")})
+    open_demo(page, live_server, bob, "&batch=100")
+    report = outcome(page)
+    assert report["state"] == "done", report
+    assert live_server.rows("SELECT count(*) FROM tasks WHERE user_id = %s AND title LIKE 'Bob''s %%'", bob) == [(5,)]
+    assert task_count(live_server, bob) == (5, 5)  # nothing of Alice's
+    assert task_count(live_server, alice)[0] == alices_rows
+    assert sessions_of(live_server, alice) == [("open", False)]  # left as it was: not Bob's to withdraw
+    owners = page.evaluate("async () => (await window.lsmigrate.backups()).map((b) => b.owner)")
+    assert owners == ["you", "another_user"]  # Bob's, then Alice's
+
+
+def test_a_title_cut_in_the_middle_of_an_emoji_and_a_key_named_so_do_not_block_the_user(
+    page: Page, live_server: LiveServer
+) -> None:
+    user = user_id()
+    seed(page, live_server, {})
+    # Made in the page: "Launch 😀".slice(0, 8) keeps the emoji's high surrogate alone, an ordinary JS string.
+    page.evaluate(
+        """() => {
+          const tasks = [{ id: 'task-cut', title: 'Launch 😀'.slice(0, 8) }, { id: 'task-ok', title: 'Launch' }];
+          localStorage.setItem('task-store', JSON.stringify({ state: { tasks }, version: 0 }));
+          localStorage.setItem('form-' + '😀'.slice(0, 1) + '-draft', JSON.stringify({ title: 'a draft' }));
+          localStorage.setItem('form-draft-1', JSON.stringify({ title: 'another draft' }));
+        }"""
+    )
+    open_demo(page, live_server, user)
+    report = outcome(page)
+    assert report["state"] == "done", report
+    found = report["keys"]["task-store"]
+    assert (found["inserted"], found["quarantined"]) == (1, 1)
+    # The server got the surrogate intact and set the record aside losslessly.
+    check = """async () => {
+      const session = window.lsmigrate.status().report.session_id;
+      const { records } = await window.lsmigrate.api('GET', `/sessions/${session}/quarantine`);
+      return records.map((r) => [r.raw.title === 'Launch 😀'.slice(0, 8), r.reasons.map((reason) => reason.code)]);
+    }"""
+    assert page.evaluate(check) == [[True, ["unstorable_text"]]]
+    [error] = report["errors"]
+    assert error["code"] == "unstorable_key"
+    assert page.evaluate("(key) => key === 'form-' + '😀'.slice(0, 1) + '-draft'", error["key"]) is True
+    keys = page.evaluate("() => Object.keys(localStorage).filter((k) => k.startsWith('form')).length")
+    assert keys == 1  # the key no column can name is kept; the other draft migrated and was deleted
+    assert live_server.rows("SELECT key FROM form_drafts WHERE user_id = %s", user) == [("form-draft-1",)]
+    # Remembered as left: the next page load downloads nothing.
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    assert not [url for url in requests if url.endswith(".wasm") or url.endswith(".whl")]
+
+
+def test_a_record_nested_as_deep_as_the_page_reads_with_a_nul_is_set_aside(page: Page, live_server: LiveServer) -> None:
+    user = user_id()
+    deep: Any = "NUL\u0000"
+    for level in range(505):  # with the envelope and the list: 508 of the 512 levels the page reads
+        deep = [deep] if level % 2 else {"k": deep}
+    tasks = [{"id": "task-deep", "title": "Deep", "messages": deep}, {"id": "task-ok", "title": "Flat"}]
+    seed(page, live_server, {"task-store": json.dumps({"state": {"tasks": tasks}, "version": 0})})
+    open_demo(page, live_server, user)
+    report = outcome(page)
+    assert report["state"] == "done", report
+    found = report["keys"]["task-store"]
+    assert (found["inserted"], found["quarantined"]) == (1, 1)
+    [(reasons,)] = live_server.rows("SELECT reasons FROM quarantine WHERE user_id = %s", user)
+    assert [reason["code"] for reason in reasons] == ["unstorable_text"]

@@ -72,6 +72,7 @@ def guard(parent: Blueprint) -> None:
     parent.before_request(_preflight)
     parent.before_request(_limit_body)
     parent.after_request(_cors)
+    parent.after_request(_security_headers)
     register_error_handlers(parent)
     parent.register_error_handler(RateLimitExceeded, too_many_requests)
 
@@ -90,6 +91,17 @@ def build() -> Blueprint:
 
 _CORS_METHODS = "GET, POST, PUT"
 _CORS_HEADERS = "Authorization, Content-Type, Content-Encoding"
+
+
+def _security_headers(response: Response) -> Response:
+    """On every lsmigrate response: no content sniffing, no referrer, no framing; the API's answers (a user's
+    records, tokens in requests) never stored by a cache."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == "application/json" and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _allowed_origin() -> str | None:

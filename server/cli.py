@@ -1,19 +1,27 @@
-"""Operator commands: flask --app lsmigrate.server lsmigrate sessions | show SID | rollback SID | token USER_ID."""
+"""Operator commands: flask --app lsmigrate.server lsmigrate sessions | show SID | rollback SID | token USER_ID |
+revoke --token TOKEN | --user USER_ID | rotate-keys."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 
-from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.api.auth import AUDIENCE, DEMO_AUDIENCE, expiry, issue_token, token_claims
+from lsmigrate.server.api.revocation import revoke_token, revoke_user
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
+from lsmigrate.server.errors import Unauthorized
+from lsmigrate.server.extension import settings
+from lsmigrate.server.records.rotation import Rotation, Tally
+from lsmigrate.server.records.secrets import secret_box
 from lsmigrate.server.sessions import outcome_counts
 from lsmigrate.server.sessions.rollback import rollback_session
+from lsmigrate.shared.protocol import MAX_USER_ID
 
 group = AppGroup("lsmigrate", help="lsmigrate operator commands.")
 
@@ -41,12 +49,68 @@ def _summary(counts: dict[str, int]) -> str:
 
 @group.command("token")
 @click.argument("user_id")
-def print_token(user_id: str) -> None:
+@click.option("--expires-in", type=click.IntRange(min=1), help="Seconds it is valid (default and most: TOKEN_MAX_AGE).")
+def print_token(user_id: str, expires_in: int | None) -> None:
     """Print a bearer token for USER_ID."""
+    if not 0 < len(user_id) <= MAX_USER_ID:
+        raise click.BadParameter(f"a user id is 1 to {MAX_USER_ID} characters long", param_hint="USER_ID")
     try:
-        click.echo(issue_token(user_id))
+        click.echo(issue_token(user_id, lifetime=expires_in))
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="USER_ID") from error
+        raise click.BadParameter(str(error), param_hint="--expires-in") from error
+
+
+@group.command("revoke")
+@click.option("--token", help="Refuse this bearer token from now until it expires.")
+@click.option("--user", "user_id", help="Refuse every token of this user issued until now.")
+def revoke(token: str | None, user_id: str | None) -> None:
+    """Revoke one bearer token, or every token of a user issued until now (new ones are accepted)."""
+    if (token is None) == (user_id is None):
+        raise click.UsageError("Give --token TOKEN or --user USER_ID, one of them.")
+    if token is not None:
+        try:
+            claims = token_claims(token, (AUDIENCE, DEMO_AUDIENCE), expired=True)
+        except Unauthorized as error:
+            raise click.BadParameter(
+                f"{error.message} (not signed by any of this server's keys)", param_hint="--token"
+            ) from error
+        expires = expiry(claims)
+        if expires <= datetime.now(UTC):
+            click.echo(
+                f"token {claims['jti']} of user {claims['sub']} expired at {expires.isoformat()}: nothing to revoke"
+            )
+            return
+        told = revoke_token(claims["sub"], claims["jti"], expires)
+        click.echo(
+            f"revoked token {claims['jti']} of user {claims['sub']} (it would have expired at {expires.isoformat()})"
+        )
+    else:
+        assert user_id is not None
+        if not 0 < len(user_id) <= MAX_USER_ID:
+            raise click.BadParameter(f"a user id is 1 to {MAX_USER_ID} characters long", param_hint="--user")
+        moment, told = revoke_user(user_id)
+        click.echo(f"revoked every token of user {user_id} issued before {moment.isoformat()}")
+    if not told:
+        raise click.ClickException(
+            "Redis could not be reached: the revocation is in the database, but an instance may still accept the "
+            f"token from its cached answer for up to CACHE_TTL_SECONDS ({settings()['CACHE_TTL_SECONDS']} s). "
+            "Run this command again once Redis answers."
+        )
+
+
+@group.command("rotate-keys")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1), help="Rows per transaction.")
+def rotate_keys(batch_size: int) -> None:
+    """Re-encrypt every stored secret under the newest encryption key; print what was done, by place."""
+    tallies = Rotation(secret_box(), batch_size).run()
+    total = Tally(*(sum(vars(tally)[name] for tally in tallies.values()) for name in vars(Tally())))
+    rows = [(place, t.rotated, t.current, t.unreadable) for place, t in tallies.items()]
+    _table(("WHERE", "RE-ENCRYPTED", "ALREADY NEWEST", "UNREADABLE"), [*rows, ("total", *vars(total).values())])
+    if total.unreadable:
+        raise click.ClickException(
+            f"{total.unreadable} stored secret(s) could not be decrypted with any key (each is named in the log): "
+            "they were left as they are. Keep every older key in LSMIGRATE_ENCRYPTION_KEYS until they are dealt with."
+        )
 
 
 @group.command("sessions")

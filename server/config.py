@@ -13,6 +13,8 @@ from typing import Any
 from flask import Flask
 from sqlalchemy.engine import make_url
 
+from lsmigrate.server.keys import resolve_keys
+
 log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
@@ -31,7 +33,12 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_DEFAULT": "6000 per minute",
     "RATELIMIT_STORAGE_URI": None,  # None: REDIS_URL, or memory:// without Redis
-    "SECRET_KEY": None,  # None: generated once and kept in the instance folder
+    # The one secret the signing and encryption keys derive from (lsmigrate.server.keys); None: a demo generates
+    # one and keeps it in the instance folder, anything else refuses to start.
+    "SECRET_KEY": None,
+    # Key lists, newest first (a list, or comma-separated in the environment); None: [SECRET_KEY].
+    "SIGNING_KEYS": None,
+    "ENCRYPTION_KEYS": None,
     "TOKEN_MAX_AGE": 30 * 24 * 3600,
     "MAX_CONTENT_LENGTH": 32 * 1024 * 1024,
     "MAX_BATCH_RECORDS": 1000,
@@ -172,7 +179,8 @@ def load_config(app: Flask, overrides: dict[str, Any] | None) -> None:
         refuse_remote_demo_database(app.config["SQLALCHEMY_DATABASE_URI"], app.config["DEMO_ALLOW_REMOTE_DATABASE"])
     if not app.config["RATELIMIT_STORAGE_URI"]:
         app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
-    if not app.config["SECRET_KEY"]:
+    keys_given = app.config["SIGNING_KEYS"] and app.config["ENCRYPTION_KEYS"]
+    if app.config["DEMO"] and not app.config["SECRET_KEY"] and not keys_given:
         app.config["SECRET_KEY"] = _instance_secret_key(app)
     models = app.config["MODELS"]
     if isinstance(models, str):
@@ -211,7 +219,8 @@ def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> Muta
 
     Mounted in another app, lsmigrate reads only its own prefixed keys and leaves the host's (SECRET_KEY,
     MAX_CONTENT_LENGTH, RATELIMIT_*) alone; it has no instance-generated key there, so
-    LSMIGRATE_SECRET_KEY is required.
+    LSMIGRATE_SECRET_KEY (or both key lists) is required. Outside demo mode a missing or weak key is a
+    RuntimeError (`keys.resolve_keys`), and SIGNING_KEYS and ENCRYPTION_KEYS hold the key lists in force.
     """
     names = [name for name in DEFAULTS if name not in _APP_ONLY]
     resolved: MutableMapping[str, Any]
@@ -221,14 +230,10 @@ def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> Muta
             resolved.setdefault(name, DEFAULTS[name])
     else:
         resolved = {name: app.config.get(f"LSMIGRATE_{name}", DEFAULTS[name]) for name in names}
-        if not resolved["SECRET_KEY"]:
-            raise RuntimeError(
-                "LSMIGRATE_SECRET_KEY is not set: lsmigrate signs tokens and encrypts secrets with it. "
-                "Set app.config['LSMIGRATE_SECRET_KEY'] (a long random string, the same on every instance)."
-            )
         if not resolved["RATELIMIT_STORAGE_URI"]:
             resolved["RATELIMIT_STORAGE_URI"] = resolved["REDIS_URL"] or "memory://"
     parse_settings(resolved)
+    resolve_keys(resolved, demo=resolved["DEMO"])
     resolved["CORS_ORIGINS"] = cors_origins(resolved["CORS_ORIGINS"])
     if not resolved["PYODIDE_DIR"]:
         resolved["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")

@@ -2,14 +2,15 @@
 
     ApiError                        (the root: an error the API answers on purpose)
      ├── BadRequest          400    invalid_json
-     ├── Unauthorized        401    missing_token, invalid_token
+     ├── Unauthorized        401    missing_token, invalid_token, token_revoked
      ├── Forbidden           403    foreign_session
      ├── NotFound            404    unknown_session, unknown_conflict
      ├── Conflict            409    batch_mismatch, records_already_sent, manifest_mismatch, session_closed,
      │                              session_active, dry_run_mismatch, conflict_resolved, concurrent_write
      ├── PayloadTooLarge     413    too_many_records
      ├── Unprocessable       422    invalid_request, digest_mismatch, unknown_store
-     └── ServiceUnavailable  503    database_unavailable
+     ├── ServiceUnavailable  503    database_unavailable
+     └── SecretUnreadable    500    secret_unreadable (records.secrets: a stored secret no key decrypts)
     HTTPException (Werkzeug) 4xx    not_found, method_not_allowed, request_too_large
 
 Every error, these and Werkzeug's HTTP errors alike, goes out as

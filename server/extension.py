@@ -146,7 +146,7 @@ class LSMigrate:
             settings=resolved,
             user_loader=user_id,
             url_prefix=url_prefix,
-            box=SecretBox(resolved["SECRET_KEY"]),
+            box=SecretBox(resolved["ENCRYPTION_KEYS"]),
             # At start-up: a catalog the page cannot load (no module attribute) is refused now, and a
             # declarative file is read once, the same text the server's catalog came from.
             page_stores=page_descriptor(source),

@@ -20,7 +20,8 @@ from tests.migration_helpers import sqlite_app
 
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, migrated_records, "
-    "migration_conflicts, migration_ledger, quarantine, migration_remainders, migration_batches, migration_sessions"
+    "migration_conflicts, migration_ledger, quarantine, migration_remainders, migration_batches, migration_sessions, "
+    "revoked_tokens, token_cutoffs"
 )
 
 
@@ -32,7 +33,7 @@ def pg_app(postgres: PostgresServer, redis_server: RedisServer) -> Iterator[Flas
             "TESTING": True,
             "SQLALCHEMY_DATABASE_URI": postgres.url,
             "REDIS_URL": redis_server.url,
-            "SECRET_KEY": "test-secret-key",
+            "SECRET_KEY": "vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE",  # strong: make_app may build a non-demo app with it
             "DEMO": True,
         }
     )

@@ -38,6 +38,7 @@ class MemoryBackups:
     def __init__(self, fail: Exception | None = None) -> None:
         self.fail = fail
         self.saved: dict[str, dict[str, str]] = {}
+        self.metas: dict[str, dict[str, Any]] = {}
         self.checkpoint: dict[str, Any] | None = None
 
     async def save(self, values: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +46,7 @@ class MemoryBackups:
             raise self.fail
         backup_id = f"b{len(self.saved)}"
         self.saved[backup_id] = dict(values)
+        self.metas[backup_id] = json.loads(json.dumps(meta))
         return {"id": backup_id, "meta": meta}
 
     async def values(self, backup_id: str) -> dict[str, str]:

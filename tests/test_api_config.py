@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ def test_the_config_needs_a_token(client, headers: dict[str, str]) -> None:
 
 def test_the_answer_holds_the_protocol_version_the_limits_and_the_stores(app: Flask, client, auth) -> None:
     answer = config(client, auth("alice"))
-    assert set(answer) == {"protocol_version", "limits", "stores_version", "stores"}
+    assert set(answer) == {"protocol_version", "limits", "stores_version", "stores", "user_digest"}
     assert answer["protocol_version"] == PROTOCOL_VERSION
     assert answer["limits"] == {
         "max_batch_records": app.config["MAX_BATCH_RECORDS"],
@@ -42,6 +44,14 @@ def test_the_answer_holds_the_protocol_version_the_limits_and_the_stores(app: Fl
     assert answer["stores"] == [spec.describe() for spec in STORES]
     # A client can check the version against the stores it was sent.
     assert answer["stores_version"] == digest(answer["stores"]) == STORES.version()
+
+
+def test_the_user_digest_names_the_user_without_the_id(client, auth) -> None:
+    alice = config(client, auth("alice"))["user_digest"]
+    assert re.fullmatch("[0-9a-f]{64}", alice)
+    assert alice == config(client, auth("alice"))["user_digest"]  # the same on every call, for a checkpoint to match
+    assert alice != config(client, auth("bob"))["user_digest"]
+    assert alice != hashlib.sha256(b"alice").hexdigest()  # salted: not the plain digest of the id either
 
 
 def test_the_limits_are_the_apps_not_constants(make_app, auth) -> None:

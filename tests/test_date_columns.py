@@ -64,7 +64,7 @@ def app(host_database: str) -> Iterator[Flask]:  # noqa: F811 - the fixture abov
         SQLALCHEMY_DATABASE_URI=host_database,
         # A session time zone other than UTC: a naive midnight would be read in it.
         SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"options": "-c timezone=America/New_York"}},
-        LSMIGRATE_SECRET_KEY="k" * 32,
+        LSMIGRATE_SECRET_KEY="vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE",
     )
     db.init_app(app)
     LSMigrate(app, db=db, stores=STORES, user_id=lambda: session.get("user"))

@@ -6,6 +6,8 @@ import re
 import uuid
 from typing import Any
 
+import psycopg
+
 from lsmigrate.server import errors
 from tests.migration_helpers import (
     API,
@@ -76,6 +78,16 @@ def test_every_error_code_comes_from_a_real_request(app, client, auth, postgres,
     expect(client.post(conflict_url, json={"keep": "local"}, headers=alice), 409, "conflict_resolved")
     unknown = f"{API}/sessions/{asked}/conflicts/{uuid.uuid4()}"
     expect(client.post(unknown, json={"keep": "local"}, headers=alice), 404, "unknown_conflict")
+
+    carol = auth("carol")
+    assert app.test_cli_runner().invoke(args=["lsmigrate", "revoke", "--user", "carol"]).exit_code == 0
+    expect(client.post(f"{API}/sessions", json={}, headers=carol), 401, "token_revoked")
+    quarantined, _, _ = migrate(
+        client, alice, {"environments": [{"id": "e", "name": [1], "githubToken": "ghp_x"}]}, "tab-4"
+    )
+    with psycopg.connect(postgres.conninfo) as connection:  # a ciphertext no key opens
+        connection.execute("""UPDATE quarantine SET raw = jsonb_set(raw, '{githubToken,$encrypted}', '"gAAAAAx"')""")
+    expect(client.get(f"{API}/sessions/{quarantined}/quarantine", headers=alice), 500, "secret_unreadable")
 
     with unreachable_app() as (down, headers):
         response = down.post(f"{API}/sessions", json={"client_session_id": "c"}, headers=headers)

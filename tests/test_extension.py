@@ -18,7 +18,13 @@ from tests.runner_helpers import FakeLocalStorage, client_sender, run
 
 
 def standalone(tmp_path: Path, **config: Any) -> Flask:
-    return create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}", "SECRET_KEY": "k", **config})
+    return create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'db.sqlite'}",
+            "SECRET_KEY": "vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE",
+            **config,
+        }
+    )
 
 
 def test_a_service_with_no_stores_refuses_to_start(tmp_path) -> None:
@@ -53,7 +59,7 @@ def test_a_broken_catalog_file_names_the_file_the_store_and_the_setting(tmp_path
 @pytest.mark.parametrize("prefix", ["tools", "/tools/", "//x/"])
 def test_a_url_prefix_must_start_with_a_slash_and_not_end_with_one(prefix) -> None:
     app = Flask(__name__)
-    app.config["LSMIGRATE_SECRET_KEY"] = "k" * 32
+    app.config["LSMIGRATE_SECRET_KEY"] = "vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE"
     with pytest.raises(ValueError, match="url_prefix must start with '/' and not end with one"):
         LSMigrate(app, db=db, stores="tests.host_app.stores:STORES", url_prefix=prefix)
 
@@ -140,6 +146,6 @@ def test_a_catalog_the_page_cannot_load_is_refused_at_start_up() -> None:
 
     unnamed = StoreCatalog([StoreSpec(name="notes", key="notes")])  # no module holds it: the page could not
     app = Flask(__name__)
-    app.config["LSMIGRATE_SECRET_KEY"] = "k" * 32
+    app.config["LSMIGRATE_SECRET_KEY"] = "vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE"
     with pytest.raises(CatalogError, match="the page must load the same catalog"):
         LSMigrate(app, db=db, stores=unnamed)

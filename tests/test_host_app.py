@@ -207,7 +207,7 @@ def test_a_host_table_without_lsmigrates_columns_is_refused_at_start_up(host_dat
         id = other.Column(other.Integer, primary_key=True)
 
     app = Flask(__name__)
-    app.config.update(SQLALCHEMY_DATABASE_URI=host_database, LSMIGRATE_SECRET_KEY="k" * 32)
+    app.config.update(SQLALCHEMY_DATABASE_URI=host_database, LSMIGRATE_SECRET_KEY="vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE")
     other.init_app(app)
     with pytest.raises(LookupError, match=r"store 'todos': table 'todos' lacks lsmigrate's columns \['created_at'"):
         LSMigrate(app, db=other, stores=CATALOGS["toml"])

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
+
+import pytest
 
 from tests.migration_helpers import API, TOKEN, batch_body, db_rows, migrate, open_session, put
 
@@ -96,3 +99,42 @@ def test_a_secret_the_mapping_refuses_is_encrypted_too_whatever_its_json_type(cl
     assert [set(raw["githubToken"]) for (raw,) in stored] == [{"$encrypted_json"}, {"$encrypted_json"}]
     listed = client.get(f"{API}/sessions/{sid}/quarantine", headers=headers).json["records"]
     assert [record["raw"] for record in listed] == [record | {"githubToken": {"$masked": "…"}} for record in records]
+
+
+def _nested(depth: int, bottom: Any) -> Any:
+    """`bottom` inside `depth` levels of arrays and objects, alternating (built without recursion)."""
+    value = bottom
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+# The page reads a key nested up to 512 levels (shared.envelopes.MAX_DEPTH); a Zustand key's record sits 3 levels in.
+DEEP = 508
+
+
+@pytest.mark.parametrize(
+    ("key", "record"),
+    [
+        ("task-store", {"id": "t-deep-nul", "title": "fine", "messages": _nested(DEEP - 2, "NUL\u0000")}),
+        ("task-store", {"id": "t-deep-key", "title": "fine", "messages": _nested(DEEP - 2, {"k\u0000": 1})}),
+        ("task-store", {"id": "t-deep-lone", "title": "fine", "messages": _nested(DEEP - 2, "cut \ud83d")}),
+        ("task-store", {"id": "t-deep-text", "title": "fine", "messages": _nested(DEEP - 2, "only text: \\u0000")}),
+        (DRAFT_KEY, {"title": "draft", "deep": _nested(DEEP, "NUL\u0000")}),
+    ],
+    ids=["nul", "nul-in-a-name", "lone-surrogate", "escaped-text", "document"],
+)
+def test_a_record_nested_as_deep_as_the_page_allows_is_scanned_for_unstorable_text(
+    client, auth, postgres, key: str, record: Any
+) -> None:
+    headers = auth("alice")
+    sid, answers, verdict = migrate(client, headers, {key: [record]})
+    [result] = answers[0]["results"]
+    if record.get("id") == "t-deep-text":
+        assert result["outcome"] == "inserted"
+    else:
+        assert result["outcome"] == "quarantined"
+        assert [reason["code"] for reason in result["reasons"]] == ["unstorable_text"]
+        [listed] = client.get(f"{API}/sessions/{sid}/quarantine", headers=headers).json["records"]
+        assert listed["raw"] == record  # kept whole, every level of it
+    assert set(verdict["counts"][key]) == {result["outcome"]}  # verified: every record accounted for

@@ -48,7 +48,9 @@ def app(host_database: str, tmp_path: Path) -> Iterator[Flask]:  # noqa: F811 - 
     path = tmp_path / "stores.json"
     path.write_text(json.dumps(CATALOG))
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="s", SQLALCHEMY_DATABASE_URI=host_database, LSMIGRATE_SECRET_KEY="k" * 32)
+    app.config.update(
+        SECRET_KEY="s", SQLALCHEMY_DATABASE_URI=host_database, LSMIGRATE_SECRET_KEY="vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE"
+    )
     app.config["STORES_FILE"] = str(path)  # the same catalog for the page
     db.init_app(app)
     LSMigrate(app, db=db, stores=str(path), user_id=lambda: session.get("user"))

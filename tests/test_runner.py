@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from lsmigrate.browser.progress import PHASES
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
+from lsmigrate.server.api.migration import user_digest
 from tests.migration_helpers import db_rows
 from tests.runner_helpers import FakeLocalStorage, FakePacing, MemoryBackups, client_sender, run, zustand
 
@@ -251,7 +253,7 @@ def test_a_run_that_died_mid_upload_resumes_with_the_backed_up_values(client, au
 
 
 def lost_checkpoint(session_id: str | None) -> dict[str, Any]:
-    """A checkpoint of a run whose backup (b7) is gone, one batch acknowledged in session `session_id`."""
+    """A checkpoint of alice's run whose backup (b7) is gone, one batch acknowledged in session `session_id`."""
     return {
         "client_session_id": "lost-run",
         "backup_id": "b7",
@@ -259,6 +261,7 @@ def lost_checkpoint(session_id: str | None) -> dict[str, Any]:
         "keys": ["task-store"],
         "session_id": session_id,
         "acknowledged": [0],
+        "user_digest": user_digest("alice"),
     }
 
 
@@ -278,7 +281,7 @@ def test_a_checkpoint_whose_backup_is_gone_is_dropped_and_the_run_starts_afresh(
 
 def test_a_checkpoint_whose_backup_is_gone_is_cleared_even_when_nothing_is_left_to_migrate(client, auth) -> None:
     backups = MemoryBackups()
-    backups.checkpoint = {"client_session_id": "lost-run", "backup_id": "b7", "batch_size": 2, "acknowledged": []}
+    backups.checkpoint = lost_checkpoint(None) | {"acknowledged": []}
     report = run(FakeLocalStorage({"theme": "dark"}), client_sender(client, auth("alice")), backups=backups)
     assert report["state"] == "done"
     assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["checkpoint_unusable"]
@@ -326,6 +329,70 @@ def test_a_checkpoint_whose_backup_and_session_are_not_ours_any_more_does_not_bl
     assert reports[0]["state"] == "done"
     assert storage.items == {"task-store": zustand("tasks", [])}
     assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def died_mid_upload(client, auth, user: str, storage: FakeLocalStorage, backups: MemoryBackups) -> str:  # type: ignore[no-untyped-def]
+    """`user`'s run of `storage` dies at its third batch; the id of its session (left open)."""
+    send = client_sender(client, auth(user))
+
+    async def dies_on_the_third_put(method: str, path: str, body: Any) -> Reply:
+        if method == "PUT" and path.endswith("/batches/2"):
+            raise TabClosed
+        return await send(method, path, body)
+
+    with pytest.raises(TabClosed):
+        run(storage, dies_on_the_third_put, backups=backups)
+    assert backups.checkpoint is not None
+    assert backups.checkpoint["user_digest"] == user_digest(user)
+    assert [meta["user_digest"] for meta in backups.metas.values()] == [user_digest(user)]
+    return str(backups.checkpoint["session_id"])
+
+
+def test_another_users_checkpoint_is_never_resumed_and_their_backup_never_uploaded(client, auth, postgres) -> None:
+    backups = MemoryBackups()
+    alices = died_mid_upload(
+        client, auth, "alice", FakeLocalStorage({"task-store": zustand("tasks", tasks(5))}), backups
+    )
+    # Alice signs out (the app clears localStorage); Bob signs in on the same browser and has tasks of his own.
+    bobs_tasks = [{"id": f"b{i}", "title": f"Bob's {i}"} for i in range(3)]
+    storage = FakeLocalStorage({"task-store": zustand("tasks", bobs_tasks)})
+    calls: list[tuple[str, str]] = []
+    report = run(storage, client_sender(client, auth("bob"), lambda m, p: calls.append((m, p))), backups=backups)
+    assert report["state"] == "done", report.get("error")
+    assert [warning["code"] for warning in events_named(report, "lsmigrate:warning")] == ["foreign_checkpoint"]
+    assert report["keys"]["task-store"]["inserted"] == 3
+    assert db_rows(postgres, "SELECT title FROM tasks WHERE user_id = 'bob' ORDER BY title") == [
+        (task["title"],) for task in bobs_tasks
+    ]
+    assert not [path for _, path in calls if alices in path]  # Alice's session is not Bob's to touch
+    assert db_rows(postgres, "SELECT status FROM migration_sessions WHERE id = %s", alices) == [("open",)]
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(4,)]  # as her run left it
+    assert backups.metas[report["backup_id"]]["user_digest"] == user_digest("bob")
+    assert backups.checkpoint is None
+
+
+def test_a_checkpoint_saved_before_checkpoints_named_their_user_is_resumed_only_by_its_sessions_user(
+    client, auth, postgres
+) -> None:
+    backups = MemoryBackups()
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(5))})
+    alices = died_mid_upload(client, auth, "alice", storage, backups)
+    assert backups.checkpoint is not None
+    del backups.checkpoint["user_digest"]  # as an earlier version saved it
+    saved = dict(backups.checkpoint)
+
+    bobs = run(
+        FakeLocalStorage({"task-store": zustand("tasks", [])}), client_sender(client, auth("bob")), backups=backups
+    )
+    assert [warning["code"] for warning in events_named(bobs, "lsmigrate:warning")] == ["foreign_checkpoint"]
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'bob'") == [(0,)]
+
+    backups.checkpoint = saved
+    report = run(storage, client_sender(client, auth("alice")), backups=backups)
+    assert report["state"] == "done", report.get("error")
+    assert report["session_id"] == alices  # resumed: the server knows its session as Alice's
+    assert events_named(report, "lsmigrate:warning") == []
+    assert db_rows(postgres, "SELECT count(*), count(DISTINCT id) FROM tasks WHERE user_id = 'alice'") == [(5, 5)]
 
 
 def test_a_run_that_died_after_complete_resumes_to_the_cleanup_without_uploading(client, auth) -> None:
@@ -551,3 +618,21 @@ def test_progress_goes_through_the_phases_in_order_with_rate_and_eta_while_uploa
     assert (uploads[0]["rate"], uploads[0]["eta"]) == (None, None)
     assert all(detail["rate"] > 0 and detail["eta"] is not None for detail in uploads[1:])
     assert uploads[-1]["eta"] == 0.0
+
+
+def test_a_record_nested_as_deep_as_the_page_reads_with_a_nul_is_set_aside_not_a_failure(
+    client, auth, postgres
+) -> None:
+    deep: Any = "NUL\u0000"
+    for level in range(505):  # with the Zustand envelope and the list: 508 of the 512 levels the page reads
+        deep = [deep] if level % 2 else {"k": deep}
+    raw = zustand("tasks", [{"id": "t-deep", "title": "Deep", "messages": deep}, *tasks(1)])
+    storage = FakeLocalStorage({"task-store": raw})
+    report = run(storage, client_sender(client, auth("alice")))
+    assert report["state"] == "done", report.get("error")
+    found = report["keys"]["task-store"]
+    assert (found["inserted"], found["quarantined"]) == (1, 1)
+    assert found["kept"]["reason"] == "quarantined_records"
+    assert storage.items == {"task-store": raw}  # kept whole: one of its records is in the quarantine
+    held = client.get("/api/migration/keys/task-store", headers=auth("alice")).json
+    assert json.loads(held["value"]) == json.loads(raw)  # the server rebuilds every level of it

@@ -56,3 +56,27 @@ def test_the_cli_prints_a_token_the_api_accepts(runner, client) -> None:
     response = client.get("/api/tasks", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json == {"tasks": []}
+
+
+def test_only_the_files_the_runtime_loads_are_served(client: FlaskClient) -> None:
+    base = loader_config(client)["pyodide"]
+    for name in ("pyodide.mjs", "pyodide.asm.mjs", "python_stdlib.zip", "pyodide-lock.json"):
+        with client.get(base + name) as response:
+            assert response.status_code == 200, name
+    for name in ("console.html", "console-v2.html", "package.json", "pyodide.d.ts", "../../../etc/passwd"):
+        with client.get(base + name) as response:
+            assert response.status_code == 404, name
+
+
+def test_every_lsmigrate_answer_carries_the_security_headers(client: FlaskClient, auth) -> None:
+    answers = {
+        "config": client.get("/api/migration/config", headers=auth("alice")),
+        "refused": client.get("/api/migration/config"),
+        "loader": client.get("/lsmigrate/loader.js"),
+        "missing": client.get("/lsmigrate/static/nothing.js"),
+    }
+    for name, answer in answers.items():
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", name
+        assert answer.headers["Referrer-Policy"] == "no-referrer", name
+    assert answers["config"].headers["Cache-Control"] == "no-store"
+    assert answers["loader"].headers["Cache-Control"] == "no-cache"

@@ -104,7 +104,11 @@ def make_app(host_database: str) -> Iterator[Callable[..., Flask]]:  # noqa: F81
 
     def build(stores: Any = STORES, **config: Any) -> Flask:
         app = Flask(__name__)
-        app.config.update(SECRET_KEY="s", SQLALCHEMY_DATABASE_URI=host_database, LSMIGRATE_SECRET_KEY="k" * 32)
+        app.config.update(
+            SECRET_KEY="s",
+            SQLALCHEMY_DATABASE_URI=host_database,
+            LSMIGRATE_SECRET_KEY="vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE",
+        )
         app.config.update(config)
         db.init_app(app)
         made.append(app)

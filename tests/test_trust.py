@@ -3,9 +3,12 @@ a database of this machine, and every commit the page relies on durable whatever
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 from typing import Any
 
+import flask_migrate
 import psycopg
 import pytest
 from flask import Flask
@@ -18,6 +21,8 @@ from lsmigrate.server.db import db
 from lsmigrate.shared.canonical import digest
 from tests.migration_helpers import API, migrate
 
+#: A key strong enough for a server outside demo mode.
+KEY = "vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE"
 FALSE = ["False", "false", "no", "OFF", "0", " off "]
 TRUE = ["True", "yes", "ON", "1"]
 
@@ -25,12 +30,16 @@ TRUE = ["True", "yes", "ON", "1"]
 def standalone(tmp_path: Path, **config: Any) -> Flask:
     base = {
         "TESTING": True,
-        "SECRET_KEY": "k" * 40,
+        "SECRET_KEY": KEY,
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'x.db'}",
         "STORES": "lsmigrate.demo.stores:STORES",
         "MODELS": ["lsmigrate.demo.models"],
     }
-    return create_app({**base, **config})
+    app = create_app({**base, **config})
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        with app.app_context():
+            flask_migrate.upgrade()
+    return app
 
 
 @pytest.mark.parametrize("value", FALSE)
@@ -72,12 +81,13 @@ def test_a_demo_token_is_refused_by_a_server_not_in_demo_mode(tmp_path: Path) ->
     with demo.app_context():
         demo_token = issue_token("alice", DEMO_AUDIENCE)
         regular = issue_token("alice")
+    (tmp_path / "other").mkdir()
     other = standalone(tmp_path / "other", DEMO=False)  # the same secret key
     for token, expected in ((demo_token, 401), (regular, 200)):
         answer = other.test_client().get(f"{API}/config", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == expected, answer.json
     # A token without issuer and audience (signed with the key, as tokens were before) is refused too.
-    legacy = URLSafeTimedSerializer("k" * 40, salt="lsmigrate bearer token").dumps({"sub": "alice"})
+    legacy = URLSafeTimedSerializer(KEY, salt="lsmigrate bearer token").dumps({"sub": "alice"})
     answer = other.test_client().get(f"{API}/config", headers={"Authorization": f"Bearer {legacy}"})
     assert (answer.status_code, answer.json["error"]["code"]) == (401, "invalid_token")
     # The demo server takes both.
@@ -155,3 +165,15 @@ def test_a_user_id_no_column_holds_gets_no_token_and_a_forged_one_is_refused(app
 def test_a_database_error_never_carries_record_content(app) -> None:
     with app.app_context():
         assert db.engine.hide_parameters is True
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(app, client, auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(app.config, "MAX_CONTENT_LENGTH", 1000)
+    body = json.dumps({"client_session_id": "c", "padding": "x" * 5000}).encode()
+    answer = client.post(
+        f"{API}/sessions",
+        input_stream=io.BytesIO(body),
+        headers={**auth("alice"), "Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert (answer.status_code, answer.json["error"]["code"]) == (413, "request_too_large")

@@ -8,7 +8,8 @@
  *   { id:         "20250102T030405.678Z-<8 hex>": created_at in ISO 8601 basic
  *                 format plus a random suffix (sortable, safe in a file name)
  *     created_at: ISO 8601 string, e.g. "2025-01-02T03:04:05.678Z"
- *     meta:       the caller's small JSON object ({session, user, ...})
+ *     meta:       the caller's small JSON object; the runner's {client_session_id, user_digest}: the
+ *                 digest (never the id) of the user whose data it holds, whom alone it is restored for
  *     entries:    [{ key, bytes, compressed_bytes, sha256, gzip }] }
  * An entry's stored text is JSON.stringify(raw). That is lossless: it escapes
  * lone surrogates ("\ud800"), which UTF-8 (TextEncoder) would replace.
@@ -18,6 +19,10 @@
  *   compressed_bytes gzip.byteLength
  * Object store "checkpoints": the resume checkpoint's JSON form, key "current";
  * the last finished run's outcome {at, report}, key "outcome".
+ *
+ * Backups expire MAX_AGE_DAYS after they were made (they hold secrets too):
+ * pruneBackups() deletes the expired ones, and backupsExpireAt() says when the
+ * next one does, so the loader can wait until then without opening the database.
  *
  * Every failure is a BackupError: `message` says in plain words what failed,
  * `name` keeps the DOM exception's name when there is one (QuotaExceededError).
@@ -31,6 +36,8 @@ const CHECKPOINT_KEY = "current";
 const OUTCOME_KEY = "outcome";
 const DOWNLOAD_FORMAT = "lsmigrate-backup/1";
 const DAY_MS = 24 * 60 * 60 * 1000;
+/** How long a backup is kept: the panel says so. */
+export const MAX_AGE_DAYS = 30;
 const UNAVAILABLE = "IndexedDB is not available in this browser (private browsing or blocked site storage), " +
   "so localStorage cannot be backed up";
 
@@ -256,9 +263,21 @@ export async function backupValues(id) {
   return verifiedValues(await readRecord(id));
 }
 
-/** Write the backup's raw values (all, or only `keys`) back into localStorage; resolves to the restored keys. */
-export async function restoreBackup(id, keys = null) {
-  const values = await backupValues(id);
+/** A BackupError unless backup `record` belongs to the user of digest `owner` (when one is asked for). */
+function requireOwner(record, owner) {
+  if (owner === undefined || (owner !== null && record.meta && record.meta.user_digest === owner)) return;
+  const whose = owner === null ? "whose it is could not be checked (is the server reachable?)"
+    : record.meta && record.meta.user_digest ? "it belongs to another user of this browser"
+    : "it was made before backups named their user, so it may be another user's";
+  throw new BackupError(`Backup ${record.id} is not available to you: ${whose}`, { name: "NotAllowedError" });
+}
+
+/** Write the backup's raw values (all, or only `keys`) back into localStorage; resolves to the restored keys.
+ * With `owner` (a user digest; null: unknown), only a backup of that user is restored. */
+export async function restoreBackup(id, keys = null, { owner } = {}) {
+  const record = await readRecord(id);
+  requireOwner(record, owner);
+  const values = await verifiedValues(record);
   const chosen = keys === null ? Object.keys(values) : [...keys];
   const missing = chosen.filter((key) => !Object.hasOwn(values, key));
   if (missing.length) throw new BackupError(`Backup ${id} holds no key ${missing.map((k) => `"${k}"`).join(", ")}`);
@@ -281,9 +300,11 @@ export function writeBack(values, keys = Object.keys(values)) {
   return [...keys];
 }
 
-/** Download backup `id` as lsmigrate-backup-<id>.json; resolves to the file's JSON text. */
-export async function downloadBackup(id) {
+/** Download backup `id` as lsmigrate-backup-<id>.json; resolves to the file's JSON text.
+ * With `owner` (a user digest; null: unknown), only a backup of that user is downloaded. */
+export async function downloadBackup(id, { owner } = {}) {
   const record = await readRecord(id);
+  requireOwner(record, owner);
   const values = await verifiedValues(record);
   const entries = record.entries.map(({ key, sha256 }) => ({ key, sha256, value: values[key] }));
   const { created_at, meta } = record;
@@ -298,17 +319,24 @@ export async function downloadBackup(id) {
   return text;
 }
 
-/** Delete backups outside the `keep` newest AND older than `maxAgeDays`, never the newest; resolves to their ids. */
-export async function pruneBackups({ keep = 5, maxAgeDays = 30 } = {}) {
+/** Delete every backup older than `maxAgeDays`, whoever's it is; resolves to their ids. */
+export async function pruneBackups({ maxAgeDays = MAX_AGE_DAYS } = {}) {
   const cutoff = Date.now() - maxAgeDays * DAY_MS;
   const doomed = (await listBackups())
-    .filter((backup, index) => index > 0 && index >= keep && Date.parse(backup.created_at) < cutoff)
+    .filter((backup) => Date.parse(backup.created_at) < cutoff)
     .map((backup) => backup.id);
   if (doomed.length) {
     await transact("Could not delete old backups", BACKUPS, "readwrite",
       (store) => Promise.all(doomed.map((id) => settle(store.delete(id)))));
   }
   return doomed;
+}
+
+/** When (ms since the epoch) the oldest backup expires, or null when there is none. */
+export async function backupsExpireAt({ maxAgeDays = MAX_AGE_DAYS } = {}) {
+  const backups = await listBackups();
+  if (backups.length === 0) return null;
+  return Math.min(...backups.map((backup) => Date.parse(backup.created_at))) + maxAgeDays * DAY_MS;
 }
 
 /** Delete backup `id` (nothing happens if there is none). */

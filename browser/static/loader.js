@@ -7,7 +7,9 @@
  *         data-api="/api/migration" data-batch-size="500"></script>
  *
  * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
- * backups(), restore(id, keys), downloadBackup(id), restoreFromServer(keys), needsMigration(), memory(),
+ * backups() (each with `owner`: "you", "another_user" or "unknown"; of another's only its id and date),
+ * restore(id, keys) and downloadBackup(id) (the signed-in user's own backups only), backupDays(),
+ * restoreFromServer(keys), needsMigration(), memory(),
  * api(method, path, body) (the migration API with this page's token),
  * finish() (once the last run's conflicts are resolved: verify again, clean up).
  * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide, the wheels and the runner loaded).
@@ -27,6 +29,12 @@
  * waiting for it hears the outcome on the BroadcastChannel "lsmigrate",
  * takes it as its own and does not run. backups.js (IndexedDB) is imported
  * only when needed.
+ *
+ * Backups belong to a user (the digest /config gives, never the id) and expire
+ * (backups.js MAX_AGE_DAYS). The marker also keeps when the oldest backup
+ * expires ("backups_expire_at", ms; null: there is none): a page load prunes
+ * only once that time has passed, and otherwise opens no database. Without
+ * that entry (localStorage cleared at sign-out) it prunes if the database exists.
  */
 (() => {
   "use strict";
@@ -45,6 +53,7 @@
   let current = { state: "idle", report: null };
   let booting = null;
   let running = null;
+  let pruning = Promise.resolve(); // the page load's pruning, which a run's own noting of the backups follows
   const patterns = CONFIG.patterns.map((source) => new RegExp(source));
   const channel = "BroadcastChannel" in window ? new BroadcastChannel("lsmigrate") : null;
 
@@ -165,6 +174,7 @@
   }
 
   function writeMarker(report) {
+    const earlier = readMarker();
     const pending = new Set(report.pending_keys || []);
     const left = {};
     const parts = {};
@@ -178,7 +188,42 @@
       }
     }
     const marker = { session_id: report.session_id, at: new Date().toISOString(), left, parts };
+    if (earlier && "backups_expire_at" in earlier) marker.backups_expire_at = earlier.backups_expire_at;
     localStorage.setItem(MARKER, JSON.stringify(marker));
+  }
+
+  /* Remember in the marker when the oldest backup expires, so that a page load opens no database before then. */
+  async function noteBackups(store) {
+    const at = await store.backupsExpireAt();
+    const marker = readMarker() || {};
+    marker.backups_expire_at = at;
+    localStorage.setItem(MARKER, JSON.stringify(marker));
+  }
+
+  /* On page load: delete expired backups, only when the marker says one has expired (or cannot say). */
+  async function pruneIfDue() {
+    const marker = readMarker();
+    const due = marker && "backups_expire_at" in marker
+      ? marker.backups_expire_at !== null && marker.backups_expire_at <= Date.now()
+      : await databaseExists();
+    if (!due) return;
+    try {
+      const store = await backupsModule();
+      await store.pruneBackups();
+      await noteBackups(store);
+    } catch (error) {
+      console.warn("lsmigrate: pruning expired backups failed:", error);
+    }
+  }
+
+  /* Whether lsmigrate's database exists, asked without opening (and so creating) it. */
+  async function databaseExists() {
+    try {
+      if (!("indexedDB" in window) || typeof indexedDB.databases !== "function") return false;
+      return (await indexedDB.databases()).some((database) => database.name === "lsmigrate");
+    } catch (error) {
+      return false; // site storage blocked: nothing was kept
+    }
   }
 
   function backupsModule() {
@@ -248,6 +293,11 @@
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
     }
     if (report.state === "done" && !options.dryRun) writeMarker(report);
+    if (!options.dryRun) {
+      // The run may have made (and pruned) backups, failed or not.
+      await pruning;
+      await backupsModule().then(noteBackups).catch((error) => console.warn("lsmigrate: backups not noted:", error));
+    }
     return report;
   }
 
@@ -307,6 +357,27 @@
     } finally {
       channel.removeEventListener("message", listen);
     }
+  }
+
+  let digest = null;
+
+  /* The signed-in user's digest (from /config, never the id): whose backups are whose. Asked again after a
+   * failure; null when the server cannot say. */
+  function userDigest() {
+    digest = digest || api("GET", "/config").then((config) => config.user_digest || null);
+    digest.catch(() => { digest = null; });
+    return digest.catch(() => null);
+  }
+
+  /* Every backup, newest first, each with whose it is: "you", "another_user" or "unknown" (made before backups
+   * named their user, or the server cannot be asked). Of a backup not the user's, only when it was made. */
+  async function backups() {
+    const [list, owner] = await Promise.all([backupsModule().then((store) => store.listBackups()), userDigest()]);
+    return list.map((backup) => {
+      const of = backup.meta && backup.meta.user_digest;
+      const whose = !owner || !of ? "unknown" : of === owner ? "you" : "another_user";
+      return whose === "you" ? { ...backup, owner: whose } : { id: backup.id, created_at: backup.created_at, owner: whose };
+    });
   }
 
   /* The migration API with this page's token: the panel lists and resolves conflicts with it. */
@@ -379,11 +450,19 @@
     memory,
     api,
     finish,
-    backups: () => backupsModule().then((store) => store.listBackups()),
-    restore: (id, keys = null) => backupsModule().then((store) => store.restoreBackup(id, keys)),
+    backups,
+    backupDays: () => backupsModule().then((store) => store.MAX_AGE_DAYS),
+    restore: async (id, keys = null) => {
+      const [store, owner] = await Promise.all([backupsModule(), userDigest()]);
+      return store.restoreBackup(id, keys, { owner });
+    },
     restoreFromServer,
-    downloadBackup: (id) => backupsModule().then((store) => store.downloadBackup(id)),
+    downloadBackup: async (id) => {
+      const [store, owner] = await Promise.all([backupsModule(), userDigest()]);
+      return store.downloadBackup(id, { owner });
+    },
   };
+  pruning = pruneIfDue();
   if (defaults.mode === "auto" && needsMigration()) {
     start();
   }

@@ -7,7 +7,8 @@
  * (role="progressbar"), records done / total, records/s and ETA, a throughput
  * chart (SVG); per store: records found, what became of them, bytes, cleaned
  * up or kept and why; the backups with restore and download (listed when
- * opened or after a run, so an idle page loads nothing more); an event log;
+ * opened or after a run, so an idle page loads nothing more; another user's
+ * listed as theirs, without either; how long backups are kept); an event log;
  * the final state in a live region. Before Pyodide has loaded it shows the
  * keys it found and their sizes, while it loads that it is loading.
  *
@@ -129,8 +130,9 @@ class LsmigratePanel extends HTMLElement {
     // Listed when opened (or after a run): an idle page loads nothing more, backups.js included.
     const shelf = element("details", { class: "shelf" });
     shelf.append(element("summary", {}, "Backups"));
+    this.retention = element("p", { class: "muted retention" });
     this.backups = element("ul", { class: "backups" });
-    shelf.append(this.backups);
+    shelf.append(this.retention, this.backups);
     shelf.addEventListener("toggle", () => { if (shelf.open) this.showBackups(); });
     this.shelf = shelf;
     box.append(shelf);
@@ -358,6 +360,8 @@ class LsmigratePanel extends HTMLElement {
     let list = [];
     try {
       list = await window.lsmigrate.backups();
+      const days = await window.lsmigrate.backupDays();
+      this.retention.textContent = `Backups are kept ${days} days in this browser, then deleted.`;
     } catch (error) {
       this.backups.replaceChildren(element("li", {}, `Backups are not available: ${error.message || error}`));
       return;
@@ -365,9 +369,18 @@ class LsmigratePanel extends HTMLElement {
     this.backups.replaceChildren();
     if (list.length === 0) this.backups.append(element("li", { class: "muted" }, "No backup yet."));
     for (const backup of list) {
-      const item = element("li");
+      const item = element("li", { "data-owner": backup.owner });
+      const when = new Date(backup.created_at).toLocaleString();
+      if (backup.owner !== "you") {
+        // Not this user's to restore or download: what it holds is someone else's data.
+        const whose = backup.owner === "another_user" ? "another user's backup"
+          : "a backup that may be another user's (whose it is cannot be checked)";
+        item.append(element("span", { class: "muted" }, `${when} — ${whose}`));
+        this.backups.append(item);
+        continue;
+      }
       const size = backup.keys.reduce((total, entry) => total + entry.compressed_bytes, 0);
-      const label = `${new Date(backup.created_at).toLocaleString()} — ${backup.keys.map((entry) => entry.key).join(", ")} (${bytes(size)} gzipped)`;
+      const label = `${when} — ${backup.keys.map((entry) => entry.key).join(", ")} (${bytes(size)} gzipped)`;
       item.append(element("span", {}, label));
       const restore = element("button", { type: "button" }, "Restore");
       restore.addEventListener("click", async () => {

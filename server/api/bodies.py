@@ -4,10 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from marshmallow import Schema, ValidationError
 
-from lsmigrate.server.errors import BadRequest, Unprocessable
+from lsmigrate.server.errors import BadRequest, PayloadTooLarge, Unprocessable
 from lsmigrate.shared.canonical import parse_json
+
+
+def request_body() -> bytes:
+    """The request's body, at most the route's limit (`request.max_content_length`): PayloadTooLarge (413) past it.
+
+    With a Content-Length, Werkzeug refuses a body over the limit before reading it. A chunked body has none,
+    and Werkzeug would cut it at the limit without a word (the JSON then looks broken): it is read here, one
+    byte past the limit, and refused when that byte is there.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data()
+    body: bytes = request.environ["wsgi.input"].read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+    return body
 
 
 def parse_body(body: bytes) -> Any:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+import hashlib
+
+from flask import Flask, g
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.api.auth import authenticate
-from lsmigrate.server.api.bodies import load_body
+from lsmigrate.server.api.bodies import load_body, request_body
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate, settings
@@ -36,12 +38,23 @@ def _check_policies(state: BlueprintSetupState) -> None:
         current_lsmigrate().policies()
 
 
+def user_digest(user_id: str) -> str:
+    """What the page binds its checkpoint and backups to: a digest of the user id, never the id.
+
+    sha256 under lsmigrate's own label, not under a secret key: it must stay the same when the keys rotate,
+    or a user's own checkpoint and backups would turn into another user's.
+    """
+    return hashlib.sha256(b"lsmigrate browser owner\n" + user_id.encode("utf-8")).hexdigest()
+
+
 @bp.get("/config")
 def show_config() -> ResponseReturnValue:
-    """The limits, the protocol version, and the stores with the conflict policies this server applies."""
+    """The limits, the protocol version, the stores with the conflict policies this server applies, and the
+    digest the page binds the user's checkpoint and backups to."""
     catalog = current_lsmigrate().catalog
     policies = current_lsmigrate().policies()
     return {
+        "user_digest": user_digest(g.user_id),
         "protocol_version": PROTOCOL_VERSION,
         "limits": {
             "max_batch_records": settings()["MAX_BATCH_RECORDS"],
@@ -69,7 +82,7 @@ def _refuse_other_stores(page_version: str | None) -> None:
 @bp.post("/sessions")
 def create_session() -> ResponseReturnValue:
     """Open a session, or return the one already open for this client session id."""
-    payload = load_body(_SESSION_REQUEST, request.get_data())
+    payload = load_body(_SESSION_REQUEST, request_body())
     _refuse_other_stores(payload["stores_version"])
     session, created = open_session(g.user_id, payload["client_session_id"], payload["dry_run"])
     return describe_session(session), 201 if created else 200
@@ -84,13 +97,13 @@ def show_session(sid: str) -> ResponseReturnValue:
 @bp.put(f"/sessions/<sid>/batches/<int(max={MAX_SEQ}):seq>")  # beyond MAX_SEQ: 404, not a failed query
 def upload_batch(sid: str, seq: int) -> ResponseReturnValue:
     """Apply one batch, idempotently."""
-    return put_batch(find_session(g.user_id, sid), seq, request.get_data())
+    return put_batch(find_session(g.user_id, sid), seq, request_body())
 
 
 @bp.put("/sessions/<sid>/remainders")
 def upload_remainder(sid: str) -> ResponseReturnValue:
     """Keep what no store claims in one key (idempotent)."""
-    return put_remainder(find_session(g.user_id, sid), request.get_data())
+    return put_remainder(find_session(g.user_id, sid), request_body())
 
 
 @bp.get("/keys")
@@ -109,7 +122,7 @@ def show_one_key(key: str) -> ResponseReturnValue:
 def complete(sid: str) -> ResponseReturnValue:
     """Verify the client's manifest and answer which keys may be deleted."""
     session = find_session(g.user_id, sid)
-    payload = load_body(_COMPLETE_REQUEST, request.get_data())
+    payload = load_body(_COMPLETE_REQUEST, request_body())
     return complete_session(session, payload["manifest"])
 
 
@@ -124,7 +137,7 @@ def resolve(sid: str, cid: str) -> ResponseReturnValue:
     """Keep the local or the server version of one conflict's record."""
     session = find_session(g.user_id, sid)
     conflict = find_conflict(session, cid)
-    payload = load_body(_RESOLVE_REQUEST, request.get_data())
+    payload = load_body(_RESOLVE_REQUEST, request_body())
     return resolve_conflict(session, conflict, payload["keep"])
 
 

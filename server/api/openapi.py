@@ -33,7 +33,7 @@ from lsmigrate.shared.protocol import (
 
 _ERRORS = {
     400: "The body is not JSON (invalid_json).",
-    401: "No valid bearer token (missing_token, invalid_token).",
+    401: "No valid bearer token (missing_token, invalid_token, token_revoked).",
     403: "The session belongs to another user (foreign_session).",
     404: "No such session or conflict (unknown_session, unknown_conflict, not_found).",
     409: "The request conflicts with the session's state; the code says how.",

@@ -64,7 +64,8 @@ class StoreDescription(Schema):
 
 
 class ConfigResponse(Schema):
-    """The server's limits, protocol version, and stores (as it applies them), with a digest of the stores."""
+    """The server's limits, protocol version, and stores (as it applies them), with a digest of the stores and
+    one of the user."""
 
     protocol_version = fields.Integer(required=True)
     limits = fields.Nested(ConfigLimits, required=True)
@@ -72,6 +73,13 @@ class ConfigResponse(Schema):
         required=True, metadata={"description": "sha256 (hex) of the canonical JSON of `stores`"}
     )
     stores = fields.List(fields.Nested(StoreDescription), required=True)
+    user_digest = fields.String(
+        required=True,
+        metadata={
+            "description": "sha256 (hex) of the user id under a fixed label, never the id: the page's checkpoint "
+            "and backups belong to it, and a page signed in as another user does not resume or upload them"
+        },
+    )
 
 
 class SessionResponse(Schema):

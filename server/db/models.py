@@ -6,6 +6,8 @@ Bookkeeping: a session (`migration_sessions`, at most one open non-dry-run
 session per user, enforced by a partial unique index), its acknowledged
 batches, its ledger (one row per source record), its quarantine and its
 conflicts (`migration_conflicts`, the records a policy of `ask` left open).
+Bearer tokens revoked before they expire: one by one (`revoked_tokens`) or all of a
+user's at once (`token_cutoffs`).
 """
 
 from __future__ import annotations
@@ -274,3 +276,23 @@ class KeyRemainder(Base):
     digest: Mapped[str] = mapped_column(String(64))
     value_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class RevokedToken(Base):
+    """A bearer token revoked before it expires, by its id (`jti`): refused until `expires_at`, forgotten after."""
+
+    __tablename__ = "revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    expires_at: Mapped[datetime] = mapped_column(Moment)
+    revoked_at: Mapped[datetime] = mapped_column(Moment)
+
+
+class TokenCutoff(Base):
+    """A user's tokens issued before `not_before` are refused: every token of the user revoked at once."""
+
+    __tablename__ = "token_cutoffs"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    not_before: Mapped[datetime] = mapped_column(Moment)

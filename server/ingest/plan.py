@@ -165,7 +165,7 @@ def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dic
         plan.results.append(result)
     for claim, target in decider.rebuilt:
         picture = images[target]
-        raw = source_record(spec, picture, stored_secrets(spec, picture, box))
+        raw = source_record(spec, picture, stored_secrets(spec, picture, box.reading(table, target)))
         plan.quarantine.append(
             quarantine_row(spec, batch.owner, claim.key, claim.index, raw, [SUPERSEDED], (table, target))
         )

@@ -43,12 +43,20 @@ UNSTORABLE = {
 
 
 def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_holds_nul(item) for item in value)
-    if isinstance(value, dict):
-        return any("\x00" in name or _holds_nul(item) for name, item in value.items())
+    """True when a JSON value holds NUL in a string or a name; a loop, not recursion: a record may nest as deep
+    as the page reads a key (512 levels), past what Python's stack takes."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            if any("\x00" in name for name in item):
+                return True
+            stack.extend(item.values())
     return False
 
 
@@ -198,7 +206,7 @@ def list_quarantine(session: MigrationSession) -> list[dict[str, Any]]:
                 "key": record.key,
                 "index": record.index,
                 "reasons": record.reasons,
-                "raw": raw if spec is None else mask_secrets(spec, raw, box),
+                "raw": raw if spec is None else mask_secrets(spec, raw, box.reading("quarantine", record.id)),
                 "target_table": record.target_table,
                 "target_id": None if record.target_id is None else str(record.target_id),
                 "created_at": record.created_at.isoformat(),

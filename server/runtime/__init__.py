@@ -88,12 +88,22 @@ def loader_script() -> Response:
     return response
 
 
+#: The files of the Pyodide npm package the page's runtime loads; nothing else of the package is served (its
+#: console.html, a REPL that would load jQuery from a CDN into the app's origin, least of all).
+PYODIDE_FILES = frozenset(
+    {"pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
+     "pyodide-lock.json"}
+)  # fmt: skip
+
+
 @bp.get("/pyodide/<version>/<path:filename>")
 def pyodide_file(version: str, filename: str) -> Response:
     """A file of the pinned Pyodide runtime."""
     pyodide_dir = settings()["PYODIDE_DIR"]
     if version != _pyodide_version(pyodide_dir):
         raise NotFound(f"Pyodide {version} is not served here.")
+    if filename not in PYODIDE_FILES:
+        raise NotFound(f"{filename} is not a file of the runtime lsmigrate serves.")
     mimetype = _MIMETYPES.get(Path(filename).suffix)
     return send_from_directory(pyodide_dir, filename, mimetype=mimetype, max_age=_YEAR)
 

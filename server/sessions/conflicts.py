@@ -41,8 +41,8 @@ def _spec(key: str, store: str | None) -> StoreSpec:
     return spec
 
 
-def _server_version(spec: StoreSpec, picture: dict[str, Any]) -> Any:
-    masks = {name: {"$masked": hint} for name, hint in secret_names(spec, picture, current_lsmigrate().box).items()}
+def _server_version(spec: StoreSpec, picture: dict[str, Any], box: SecretBox) -> Any:
+    masks = {name: {"$masked": hint} for name, hint in secret_names(spec, picture, box).items()}
     return source_record(spec, picture, masks)
 
 
@@ -60,8 +60,8 @@ def describe_conflict(conflict: MigrationConflict, box: SecretBox) -> dict[str, 
         "resolution": conflict.resolution,
         "created_at": conflict.created_at.isoformat(),
         "resolved_at": None if conflict.resolved_at is None else conflict.resolved_at.isoformat(),
-        "local": mask_secrets(spec, conflict.local, box),
-        "server": _server_version(spec, conflict.server),
+        "local": mask_secrets(spec, conflict.local, box.reading("migration_conflicts", conflict.id, "local")),
+        "server": _server_version(spec, conflict.server, box.reading("migration_conflicts", conflict.id, "server")),
     }
 
 
@@ -92,7 +92,7 @@ def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: L
     spec = _spec(conflict.key, conflict.store)
     model = current_lsmigrate().model_of_table(conflict.target_table)
     table, target, user_id = model.__table__, conflict.target_id, session.user_id
-    raw = decrypt_secrets(spec, conflict.local, box)
+    raw = decrypt_secrets(spec, conflict.local, box.reading("migration_conflicts", conflict.id, "local"))
     [mapped] = spec.map([raw], key=conflict.key, user_id=user_id, migrated_at=session.created_at, offset=conflict.index)
     current = fetch_images(model, user_id, [target]).get(target)
     if current is not None and current["source_digest"] == mapped.digest:

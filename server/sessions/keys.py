@@ -130,7 +130,8 @@ def _sealed(document: dict[str, Any]) -> dict[str, str]:
 
 def document_of(remainder: KeyRemainder) -> dict[str, Any]:
     """A stored remainder, decrypted."""
-    document: dict[str, Any] = json.loads(current_lsmigrate().box.decrypt(remainder.document["$encrypted_json"]))
+    box = current_lsmigrate().box.reading("migration_remainders", remainder.session_id, remainder.key)
+    document: dict[str, Any] = json.loads(box.decrypt(remainder.document["$encrypted_json"]))
     return document
 
 
@@ -189,16 +190,17 @@ def key_records(session: MigrationSession, key: str) -> dict[str, list[Any]]:
             if target not in images:
                 raise LookupError(f"record {index} of {key!r}: its row {target} is gone")
             _, picture = images[target]
-            record = source_record(spec, picture, stored_secrets(spec, picture, box))
+            row_box = box.reading(lsmigrate.model_for(spec).__tablename__, target)
+            record = source_record(spec, picture, stored_secrets(spec, picture, row_box))
         elif outcome == "conflict":
             if index not in waiting:
                 raise LookupError(f"record {index} of {key!r}: its open conflict is gone")
-            record = decrypt_secrets(spec, waiting[index], box)
+            record = decrypt_secrets(spec, waiting[index], box.reading("migration_conflicts", session.id, key, index))
         else:
             if index not in kept:
                 raise LookupError(f"record {index} of {key!r}: its quarantined copy is gone")
             raw, reasons = kept[index]
-            record = decrypt_secrets(spec, stored_raw(raw, reasons), box)
+            record = decrypt_secrets(spec, stored_raw(raw, reasons), box.reading("quarantine", session.id, key, index))
         records[spec.name].append(record)
     return dict(records)
 

@@ -56,7 +56,7 @@ def create_host_app(database_url: str, stores: Any, **config: Any) -> Flask:
     app.config.update(
         SECRET_KEY="host-session-key",
         SQLALCHEMY_DATABASE_URI=database_url,
-        LSMIGRATE_SECRET_KEY="host-lsmigrate-key-0123456789abcdef",
+        LSMIGRATE_SECRET_KEY="vQ3r9LmX2pT7sW4yB8nD1fH6jK0cZ5aE",
         **config,
     )
     db.init_app(app)
