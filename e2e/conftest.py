@@ -95,6 +95,22 @@ class LiveServer:
             return connection.execute(query, params).fetchall()
 
 
+def catalog_server(
+    postgres: PostgresServer, redis_server: RedisServer, instance: Path, database: str, **settings: str
+) -> LiveServer:
+    """A server (not started) that is not the demo: an integrator's stores (LSMIGRATE_STORES in `settings`) on a
+    database of its own, `database`, created empty."""
+    admin = postgres.conninfo.replace("dbname=lsmigrate", "dbname=postgres")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {database}")
+    url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
+    server = LiveServer(postgres, redis_server, instance, DATABASE_URL=url, **settings)
+    server.env.pop("LSMIGRATE_DEMO")
+    server.conninfo = postgres.conninfo.replace("dbname=lsmigrate", f"dbname={database}")
+    return server
+
+
 @pytest.fixture(scope="session")
 def live_server(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory

@@ -14,11 +14,10 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import Page, Route
 
-from e2e.conftest import ROOT, LiveServer, seed
+from e2e.conftest import ROOT, LiveServer, catalog_server, seed
 from e2e.test_pyodide_parity import describe_difference, loader_config_of, map_in_cpython, map_in_pyodide
 from tests.fixtures_services import PostgresServer, RedisServer
 from tests.test_host_app import local_storage
@@ -34,16 +33,11 @@ def integrator_server(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The standalone service configured with the host app's stores, on its own database."""
-    database = "integrator"
-    admin = postgres.conninfo.replace("dbname=lsmigrate", "dbname=postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {database}")
-    url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
-    settings = {"DATABASE_URL": url, "LSMIGRATE_STORES": STORES, "LSMIGRATE_MODELS": "tests.host_app.app"}
-    server = LiveServer(postgres, redis_server, tmp_path_factory.mktemp("integrator"), **settings)
-    server.env.pop("LSMIGRATE_DEMO")
-    server.conninfo = postgres.conninfo.replace("dbname=lsmigrate", f"dbname={database}")
+    instance = tmp_path_factory.mktemp("integrator")
+    server = catalog_server(
+        postgres, redis_server, instance, "integrator", LSMIGRATE_STORES=STORES, LSMIGRATE_MODELS="tests.host_app.app"
+    )
+    url = server.env["DATABASE_URL"]
     create_tables = (
         "from sqlalchemy import create_engine; from tests.host_app.app import Todo;"
         f" Todo.__table__.create(create_engine({url!r}))"

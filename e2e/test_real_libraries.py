@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from playwright.sync_api import Browser, Page, Request
 
 from e2e import libraries
-from e2e.conftest import ROOT, LiveServer
+from e2e.conftest import ROOT, LiveServer, catalog_server
 from lsmigrate.shared.declared import catalog_from_file
 from tests.fixtures_services import PostgresServer, RedisServer
 
@@ -174,16 +173,8 @@ def libraries_server(
     postgres: PostgresServer, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
     """The standalone service configured with e2e/libraries/stores.json (no demo preset), on its own database."""
-    database = "libraries"
-    admin = postgres.conninfo.replace("dbname=lsmigrate", "dbname=postgres")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {database}")
-    url = postgres.url.rsplit("/", 1)[0] + f"/{database}"
-    settings = {"DATABASE_URL": url, "LSMIGRATE_STORES": str(STORES)}
-    server = LiveServer(postgres, redis_server, tmp_path_factory.mktemp("libraries"), **settings)
-    server.env.pop("LSMIGRATE_DEMO")
-    server.conninfo = postgres.conninfo.replace("dbname=lsmigrate", f"dbname={database}")
+    instance = tmp_path_factory.mktemp("libraries")
+    server = catalog_server(postgres, redis_server, instance, "libraries", LSMIGRATE_STORES=str(STORES))
     server.start()
     try:
         yield server
