@@ -2,29 +2,37 @@
 
 The demo's read API. It subscribes to lsmigrate's `records_changed` signal.
 
-The cache entry of a user is one hash, `lsmigrate:user:<user id>`, holding a
-version and the JSON list of each kind (tasks, environments); see
-lsmigrate.server.cache for the version rule.
+The cache entry of a user is one hash, `lsmigrate:records:<user id>`, holding
+the JSON list of each kind (tasks, environments) and the user's data version
+they were read at (lsmigrate.server.signals): a database-versioned entry of
+lsmigrate.server.cache. The data version is advanced in every transaction
+that changes the user's rows, lsmigrate's and the host's alike, and read
+from the database before the rows a list is built from, so a list holds that
+version's rows or a later one's.
 
-- Write-through (`records_changed`, on the signal sent after every commit that changed
-  the user's rows): bump the version, which drops the cached lists; read both
-  kinds from the database; store them under that version. A batch in the
-  middle of a session only bumps (`write_through=False`): re-reading all of
-  the user's rows after each batch would make a session quadratic; the
-  session's `complete`, a conflict's resolution and a rollback write the
-  snapshot through.
-  The bump comes after the commit and before the read, so a snapshot stored
-  under version n holds every commit whose bump returned n or less, and a
-  writer that read before a later commit is refused, never overwriting the
-  newer snapshot.
-- Cache-aside (`user_records`): a hit is served; on a miss the database is
-  read and the list stored only if the version has not moved since the
-  cache was asked, so a reader cannot put back what a writer just replaced.
+- A read (`user_records`) reads the data version (one primary-key lookup)
+  and serves the cached list only if the entry holds that version; otherwise
+  it reads the rows and stores them under it, beside the other kind's list of
+  the same version or in place of an older entry. So a cached list is served
+  only while no commit changed the user's rows since it was read: a lost
+  invalidation, a Redis restored from an old snapshot or flushed, or a worker
+  that never heard of a commit cannot serve a stale list, not even for a
+  moment. Redis down: the database answers and the version is not read.
+- Write-through (`records_changed`, on the signal sent after a commit that
+  changed the user's rows): the new version and both kinds are read and
+  stored, so the first read after `complete`, a conflict's resolution or a
+  rollback finds them. A batch in the middle of a session does nothing
+  (`write_through=False`): re-reading all of the user's rows after each batch
+  would make a session quadratic, and the version it advanced already keeps
+  the old lists from being served.
+- An older version never overwrites a newer one: a reader or writer that read
+  before a later commit is refused, and does not put back what a later writer
+  stored.
 
 Only what the read endpoints return is cached: never a `*_encrypted` column
 (the GitHub token), only `has_github_token` and the token's hint. A kind
 holding more than CACHE_MAX_RECORDS rows is not cached at all: rewriting
-it after every batch would cost more than it saves.
+it after every commit would cost more than it saves.
 
 A kind's records travel as JSON text, the endpoint's list as it is sent:
 built once from the rows (JSON columns spliced in as the database's own
@@ -45,6 +53,7 @@ from lsmigrate.server.api.auth import authenticate
 from lsmigrate.server.cache import cache
 from lsmigrate.server.db import db
 from lsmigrate.server.extension import settings
+from lsmigrate.server.signals import data_version
 from lsmigrate.server.signals import records_changed as records_changed_signal
 
 _KINDS: dict[str, Table] = {"tasks": Task.__table__, "environments": Environment.__table__}
@@ -55,34 +64,37 @@ _SECRET_SUFFIX = "_encrypted"
 
 def user_cache_key(user_id: str) -> str:
     """The Redis hash holding `user_id`'s cached records."""
-    return f"lsmigrate:user:{user_id}"
+    return f"lsmigrate:records:{user_id}"
 
 
 def records_changed(user_id: str, *, write_through: bool = True) -> None:
-    """Called after a commit that changed `user_id`'s migrated rows: drop the old snapshot, write the new one."""
-    key = user_cache_key(user_id)
-    version = cache.bump(key)
-    if version is None or not write_through:
-        return  # no Redis, or it is down: the bump is replayed when it is back, and the TTL bounds the rest
+    """Called after a commit that changed `user_id`'s migrated rows: store the new snapshot, unless the commit was
+    a batch in the middle of a session."""
+    if not write_through or not cache.available:
+        return  # the advanced data version keeps the old snapshot from being served
+    version = data_version(user_id)  # before the rows: they are this version's or a later one's
     # A kind with more rows than the limit is left uncached: reading and
-    # encoding it after every batch would cost more than the reads it saves.
+    # encoding it after every commit would cost more than the reads it saves.
     limit = settings()["CACHE_MAX_RECORDS"]
     snapshot = {kind: _from_database(user_id, kind, limit + 1) for kind in _KINDS}
     cached = {kind: _as_json(records) for kind, records in snapshot.items() if len(records) <= limit}
     if cached:
-        cache.write(key, version, cached)
+        cache.store(user_cache_key(user_id), version, cached)
 
 
 def user_records(user_id: str, kind: str) -> bytes:
-    """`user_id`'s tasks or environments (no secrets) as a JSON array, from the cache when it has them."""
+    """`user_id`'s tasks or environments (no secrets) as a JSON array, from the cache when it is fresh."""
     key = user_cache_key(user_id)
     entry = cache.read(key, kind)
-    if entry is not None and entry.value is not None:
+    if entry is None:  # no Redis, or it is failing
+        return _as_json(_from_database(user_id, kind))
+    version = data_version(user_id)  # before the rows, as the writer of the snapshot read it
+    if entry.value is not None and entry.version == str(version):
         return entry.value
     records = _from_database(user_id, kind)
     text = _as_json(records)
-    if entry is not None and len(records) <= settings()["CACHE_MAX_RECORDS"]:
-        cache.write(key, entry.version, {kind: text})
+    if len(records) <= settings()["CACHE_MAX_RECORDS"]:
+        cache.store(key, version, {kind: text})
     return text
 
 

@@ -4,7 +4,9 @@ flask --app lsmigrate.server run
 gunicorn 'lsmigrate.server:create_app()'
 
 In another Flask app: `LSMigrate(app, db=db, stores=..., user_id=...)` (see `extension`); its
-models' tables derive from `MigratedRecord`, and lsmigrate's own tables are on `metadata`.
+models' tables derive from `MigratedRecord`, and lsmigrate's own tables are on `metadata`. A host
+that changes a user's migrated rows itself calls `advance_data_version(user_id)` in that transaction
+(see `signals`), so no cached copy of them is served after it commits.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lsmigrate.server.db.models import MigratedRecord
 from lsmigrate.server.errors import register_error_handlers
 from lsmigrate.server.extension import LSMigrate, current_lsmigrate
 from lsmigrate.server.jsontext import FastJSONProvider, dumps_text, loads
+from lsmigrate.server.signals import advance_data_version, data_version
 
 MIGRATIONS_DIR = str(Path(__file__).resolve().parent / "migrations")
 _CHECKOUT = Path(__file__).resolve().parent.parent
@@ -66,4 +69,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-__all__ = ["LSMigrate", "MigratedRecord", "create_app", "current_lsmigrate", "metadata"]
+__all__ = [
+    "LSMigrate",
+    "MigratedRecord",
+    "advance_data_version",
+    "create_app",
+    "current_lsmigrate",
+    "data_version",
+    "metadata",
+]

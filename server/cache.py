@@ -1,30 +1,55 @@
 """A small Redis extension: versioned cache entries, and what happens when Redis fails.
 
-An entry is one Redis hash: a `version` field beside the cached values.
+An entry is one Redis hash: a `version` field beside the cached values. Its
+version comes from one of two places.
+
+From Redis, for an entry a commit invalidates (the revoked tokens):
 
     bump(key)                    a new version, and the values dropped
     write(key, version, values)  stores them only while `version` is current
-    read(key, field)             the current version and the value, if any
+
+From the caller's database, for an entry built from rows whose version the
+database keeps in the same transactions as the rows (a user's records: the
+user data version of lsmigrate.server.signals):
+
+    store(key, version, values)  stores them beside values of that version, in place of older ones,
+                                 never over newer ones
+
+And for both:
+
+    read(key, field)             the entry's version and the field's value, if any
 
 Values are bytes (JSON text, as the callers keep them): stored and handed
 back as they are.
 
-A bump is a script, atomic in Redis; a write is an optimistic transaction
-(WATCH the hash, check its version, MULTI/EXEC the values), refused if the
-hash changed in between. So a writer holding an old version (it read the
-database before somebody else's commit) can never overwrite what a newer
-writer stored: versions only grow (HINCRBY; a hash that lost its version
-starts again from the server's clock in microseconds, above any version handed
-out before), and a write is refused unless its version is the current one.
+A bump is a script, atomic in Redis; a write and a store are optimistic
+transactions (WATCH the hash, check its version, MULTI/EXEC the values),
+refused if the hash changed in between. So a writer holding an old version (it
+read the database before somebody else's commit) can never overwrite what a
+newer writer stored. Versions only grow: Redis's by HINCRBY (a hash that lost
+its version starts again from the server's clock in microseconds, above any
+version handed out before), a database's as its commits advance it; a write is
+refused unless its version is the current one, a store if its version is older.
 (A write was a script too, but a script copies its arguments into Lua and
 back: twice the Redis CPU for a snapshot of several megabytes.)
 
-A hash expires CACHE_TTL_SECONDS after it was created or last bumped; writes
-never extend that. So no value is served more than CACHE_TTL_SECONDS after it
-was written, which bounds how long a snapshot can outlive a commit whose
-invalidation could not reach Redis. Failed invalidations are also remembered
-by the process and replayed before its first operation once Redis answers
-again.
+Which version is fresh differs:
+
+- A Redis-versioned entry is trusted as Redis holds it. So a commit whose bump
+  could not reach Redis leaves a stale entry, bounded in time: a hash expires
+  CACHE_TTL_SECONDS after it was created or last bumped (writes never extend
+  that), and failed bumps are remembered by the process and replayed before
+  its first operation once Redis answers again.
+- A database-versioned entry is served only when its version equals the one
+  the caller has just read from its database (in the transaction it would
+  rebuild the entry in). Nothing Redis holds or loses can make it stale: an
+  invalidation lost with Redis down, a Redis restored from an old snapshot or
+  flushed, a worker that never heard of a commit all leave an entry whose
+  version is not the database's, and the caller rebuilds it. So such an entry
+  is never bumped, and no failed invalidation of it needs remembering or
+  replaying (the replay above stays for Redis-versioned entries alone); its
+  TTL (from when it was created or replaced by a newer version) only frees the
+  memory of users who stopped reading.
 
 Redis is optional and never on the critical path: with no REDIS_URL the cache
 is off, and when Redis fails every call degrades (reads miss, writes are
@@ -50,7 +75,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Past this many, failed invalidations are no longer remembered; the TTL still bounds them.
+#: Past this many, failed bumps are no longer remembered; the TTL still bounds them.
 PENDING_LIMIT = 10_000
 
 # KEYS[1] the hash; ARGV[1] its TTL. Drops every value, returns the new version.
@@ -128,6 +153,20 @@ class RedisCache:
             return False
         return bool(state.call(lambda client: state.write(key, version, values, client)))
 
+    def store(self, key: str, version: int, values: Mapping[str, bytes]) -> bool:
+        """Store `values`, built from the caller's database at `version`, unless the entry holds a newer version;
+        False when refused or Redis fails."""
+        state = self._redis
+        if state is None:
+            return False
+        return bool(state.call(lambda client: state.store(key, version, values, client)))
+
+    @property
+    def available(self) -> bool:
+        """True when the app has Redis and it has not failed a moment ago: worth building values to store."""
+        state = self._redis
+        return state is not None and not state.resting()
+
     def report_failure(self, error_name: str) -> bool:
         """Another user of Redis (the rate limiter) found it unreachable; False when the cache has no Redis."""
         state = self._redis
@@ -173,9 +212,34 @@ class _Redis:
                 return False  # the hash changed after the version was checked
         return True
 
+    def store(self, key: str, version: int, values: Mapping[str, bytes], client: redis.Redis) -> bool:
+        """Store `values` at `version`: beside the hash's values of that version, in place of older ones (the
+        hash given the TTL again); False if the hash holds a newer version."""
+        with client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(key)
+                held = _number(cast(bytes | None, pipe.hget(key, "version")))
+                ttl = cast(int, pipe.ttl(key))
+                if held is not None and held > version:
+                    return False
+                pipe.multi()
+                if held != version:  # no values, or older ones (or not this module's): none may stay beside these
+                    pipe.delete(key)
+                pipe.hset(key, mapping={"version": str(version), **values})
+                if held != version or ttl < 0:
+                    pipe.expire(key, self.ttl)
+                pipe.execute()
+            except redis.WatchError:
+                return False  # the hash changed after the version was checked
+        return True
+
+    def resting(self) -> bool:
+        """True while the cache leaves Redis alone after a failure."""
+        return self.down and time.monotonic() < self.retry_at
+
     def call(self, operation: Callable[[redis.Redis], T]) -> T | None:
         """operation(client), or None when Redis failed a moment ago or fails now."""
-        if self.down and time.monotonic() < self.retry_at:
+        if self.resting():
             return None
         try:
             self._replay_pending()
@@ -187,7 +251,7 @@ class _Redis:
         return result
 
     def remember(self, key: str) -> None:
-        """An invalidation of `key` could not reach Redis: replay it when Redis answers again."""
+        """A bump of `key` could not reach Redis: replay it when Redis answers again."""
         with self.lock:
             if len(self.pending) < PENDING_LIMIT:
                 self.pending.add(key)
@@ -222,6 +286,14 @@ class _Redis:
         pipe.execute()
         with self.lock:
             self.pending.difference_update(keys)
+
+
+def _number(raw: bytes | None) -> int | None:
+    """A hash's version as a number; None when it has none, or one that is not a number."""
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None
 
 
 #: The app-wide cache: `LSMigrate.init_app` binds it to each app (no Redis there without REDIS_URL).

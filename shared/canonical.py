@@ -9,6 +9,10 @@ bytes). Numbers: integers in decimal; a float that holds a whole number below
 form (`0.1`, `1e+16`, `1.5e-07`). NaN and infinities are not JSON and are
 refused, and so is a number too large for a double (`1e400`, which would
 read as infinity).
+
+`parse_json` reads JSON text as it is, the last of a repeated name winning
+(a localStorage value is never refused for that); `parse_json_strict`, for
+what a client sends, refuses an object that names a member twice.
 """
 
 from __future__ import annotations
@@ -106,5 +110,104 @@ def parse_json(text: str, *, max_depth: int | None = None) -> Any:
         raise ValueError(f"nested more than {max_depth} levels deep")
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError as error:
+        raise ValueError("nested too deeply") from error
+
+
+class RepeatedName(ValueError):
+    """A JSON object that names one member twice: the name, and the place of the object (its keys and indexes)."""
+
+    def __init__(self, name: str, place: tuple[str | int, ...]) -> None:
+        super().__init__(f"the object at {_place_text(place)} names {_shown(name)} twice")
+        self.name = name
+        self.place = place
+
+
+#: How much of a name, and of a place, a message quotes: a body may hold a name of megabytes.
+_SHOWN_NAME = 64
+_SHOWN_PLACE = 200
+_PLAIN_NAME = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
+def _shown(name: str) -> str:
+    cut = name if len(name) <= _SHOWN_NAME else name[: _SHOWN_NAME - 1] + "…"
+    return json.dumps(cut, ensure_ascii=False)
+
+
+def _step_text(step: str | int) -> str:
+    if isinstance(step, int):
+        return f"[{step}]"
+    if len(step) <= _SHOWN_NAME and _PLAIN_NAME.fullmatch(step):
+        return f".{step}"
+    return f"[{_shown(step)}]"
+
+
+def _place_text(place: tuple[str | int, ...]) -> str:
+    text = "$" + "".join(map(_step_text, place))
+    if len(text) <= _SHOWN_PLACE:
+        return text
+    half = _SHOWN_PLACE // 2
+    return text[:half] + "…" + text[-half:]
+
+
+#: A place as a chain from the innermost step out: (the parent's link, the step), None at the root.
+_Link = tuple[Any, str | int] | None
+
+
+class _Members(list[tuple[str, Any]]):
+    """An object's members as written, repeats kept: what the slow search for a repeated name reads."""
+
+
+class _Repeated(Exception):
+    """Some object names a member twice; which one, and where, is left to `_first_repeated_name`."""
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Called by json's C scanner once per object: a dict and a length compare, the name sought only on failure.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _Repeated
+    return value
+
+
+def _first_repeated_name(text: str) -> RepeatedName:
+    """The first object, in text order, that names a member twice, found in text known to hold one."""
+    root = json.loads(text, object_pairs_hook=_Members, parse_constant=_refuse_constant, parse_float=_finite_float)
+    # Iterative, and each entry links to its parent's rather than copying a place: text nested 900 levels
+    # deep with many values would otherwise cost its size times its depth.
+    stack: list[tuple[Any, _Link]] = [(root, None)]
+    while stack:
+        value, link = stack.pop()
+        if isinstance(value, _Members):
+            seen: set[str] = set()
+            for name, _ in value:
+                if name in seen:
+                    place: list[str | int] = []
+                    while link is not None:
+                        link, step = link
+                        place.append(step)
+                    return RepeatedName(name, tuple(reversed(place)))
+                seen.add(name)
+            stack.extend((member, (link, name)) for name, member in reversed(value))
+        elif isinstance(value, list):
+            stack.extend((item, (link, index)) for index, item in reversed(list(enumerate(value))))
+    raise AssertionError("no repeated name in text that holds one")
+
+
+def parse_json_strict(text: str) -> Any:
+    """`parse_json`, refusing also an object that names a member twice, at any depth (RepeatedName).
+
+    For what a client sends; never for a source value (a localStorage value is read as it is, with
+    `parse_json`, where the last of a repeated name wins). Names are compared once decoded:
+    "a" and "\\u0061" are the same name.
+    """
+    try:
+        try:
+            return json.loads(
+                text, object_pairs_hook=_unique_members, parse_constant=_refuse_constant, parse_float=_finite_float
+            )
+        except _Repeated:
+            # Text past the repeat was not read yet: reading it again may still find it too deep, or not JSON.
+            raise _first_repeated_name(text) from None
     except RecursionError as error:
         raise ValueError("nested too deeply") from error

@@ -21,7 +21,7 @@ from tests.migration_helpers import sqlite_app
 TABLES = (
     "tasks, environments, form_drafts, user_preferences, migrated_records, "
     "migration_conflicts, migration_ledger, quarantine, migration_remainders, migration_batches, migration_sessions, "
-    "revoked_tokens, token_cutoffs"
+    "revoked_tokens, token_cutoffs, user_data_versions"
 )
 
 

@@ -27,8 +27,15 @@ ENVIRONMENTS = [{"id": "env-1", "name": "Production", "githubToken": TOKEN, "cre
 
 
 def execute(postgres: PostgresServer, statement: str) -> None:
-    """Change the database behind the app's back."""
+    """Change the database behind the app's back (the user's data version left as it was)."""
     with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
+        connection.execute(statement)
+
+
+def commit_change(postgres: PostgresServer, user_id: str, statement: str) -> None:
+    """Commit a change of the user's rows as every writer does: with their data version advanced."""
+    with psycopg.connect(postgres.conninfo) as connection:
+        connection.execute("UPDATE user_data_versions SET version = version + 1 WHERE user_id = %s", (user_id,))
         connection.execute(statement)
 
 
@@ -48,7 +55,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
-def test_a_batch_drops_the_snapshot_and_complete_writes_the_new_one_through(
+def test_a_batch_leaves_the_snapshot_to_complete_which_writes_the_new_one_through(
     client, auth, postgres, redis_server: RedisServer
 ) -> None:
     headers = auth("alice")
@@ -61,7 +68,7 @@ def test_a_batch_drops_the_snapshot_and_complete_writes_the_new_one_through(
     assert titles(client, headers) == ["One", "Two"]  # the cached answer, not the database's
 
     assert put(client, headers, sid, 1, batch_body("task-store", TASKS[2:], offset=2)).status_code == 200
-    assert cached(redis_server.url, "alice", "tasks") is None  # the batch dropped the old snapshot
+    assert len(cached(redis_server.url, "alice", "tasks")) == 2  # the batch wrote nothing to Redis
     assert complete(client, headers, sid, {"task-store": TASKS}).status_code == 200
     expected = ["Edited behind its back", "Two", "Three"]
     assert [task["title"] for task in cached(redis_server.url, "alice", "tasks")] == expected
@@ -89,14 +96,26 @@ def test_reads_fill_the_cache_for_their_user_only(client, auth, redis_server: Re
     assert len(cached(redis_server.url, "alice", "tasks")) == 3
 
 
-def test_of_two_snapshots_written_out_of_order_the_newer_wins(app: Flask) -> None:
-    key = user_cache_key("alice")
+def test_of_two_entries_written_out_of_order_the_newer_wins(app: Flask) -> None:
+    key = "lsmigrate:test:bumped"
     with app.app_context():
         older, newer = cache.bump(key), cache.bump(key)
         assert older is not None and newer is not None and int(newer) > int(older)
-        assert cache.write(key, newer, {"tasks": b'["newer"]'})
-        assert not cache.write(key, older, {"tasks": b'["older"]'})
-        assert cache.read(key, "tasks") == Entry(newer, b'["newer"]')
+        assert cache.write(key, newer, {"state": b'["newer"]'})
+        assert not cache.write(key, older, {"state": b'["older"]'})
+        assert cache.read(key, "state") == Entry(newer, b'["newer"]')
+
+
+def test_of_two_snapshots_stored_out_of_order_the_newer_wins_whole(app: Flask) -> None:
+    key = user_cache_key("alice")
+    with app.app_context():
+        assert cache.store(key, 7, {"tasks": b'["newer"]'})
+        assert not cache.store(key, 6, {"tasks": b'["older"]', "environments": b'["older"]'})
+        assert cache.store(key, 7, {"environments": b'["newer"]'})  # beside the lists of its version
+        assert cache.read(key, "tasks") == Entry("7", b'["newer"]')
+        assert cache.read(key, "environments") == Entry("7", b'["newer"]')
+        assert cache.store(key, 8, {"environments": b'["newest"]'})  # in place of every older list
+        assert cache.read(key, "tasks") == Entry("8", None)
 
 
 def test_a_writer_that_read_before_a_later_commit_cannot_overwrite_its_snapshot(
@@ -111,7 +130,7 @@ def test_a_writer_that_read_before_a_later_commit_cannot_overwrite_its_snapshot(
         if kind == "tasks" and not raced:
             raced.append(True)
             # Another worker commits and writes its snapshot through while this one still holds the old rows.
-            execute(postgres, "UPDATE tasks SET title = 'Newer' WHERE title = 'One'")
+            commit_change(postgres, user_id, "UPDATE tasks SET title = 'Newer' WHERE title = 'One'")
             records_changed(user_id)
         return snapshot
 
@@ -132,7 +151,7 @@ def test_a_reader_cannot_put_back_what_a_writer_just_replaced(
     def slow_read(user_id: str, kind: str, limit: int | None = None) -> list[dict[str, Any]]:
         snapshot = read_from_database(user_id, kind, limit)
         monkeypatch.setattr(user_records, "_from_database", read_from_database)
-        execute(postgres, "UPDATE tasks SET title = 'Newer' WHERE title = 'One'")
+        commit_change(postgres, user_id, "UPDATE tasks SET title = 'Newer' WHERE title = 'One'")
         records_changed(user_id)
         return snapshot
 
@@ -221,27 +240,27 @@ def test_redis_stopped_mid_migration(make_app, auth, postgres, own_redis: RedisS
     assert len(warnings_of(caplog)) == 1
 
 
-def test_an_invalidation_that_never_reached_redis_is_replayed_before_it_is_read_again(
-    make_app, auth, own_redis: RedisServer, caplog
+def test_a_bump_that_never_reached_redis_is_replayed_before_it_is_read_again(
+    make_app, own_redis: RedisServer, caplog
 ) -> None:
-    client = make_app(own_redis.url, CACHE_RETRY_SECONDS=0).test_client()
-    headers = auth("alice")
-    sid = open_session(client, headers)
-    assert put(client, headers, sid, 0, batch_body("task-store", TASKS[:2])).status_code == 200
-    assert titles(client, headers) == ["One", "Two"]
-
-    # Redis keeps its data but refuses the app (as after a credentials change): the next batch's
-    # write-through cannot reach it, and the snapshot of two tasks stays in Redis.
+    app = make_app(own_redis.url, CACHE_RETRY_SECONDS=0)
+    key = "lsmigrate:test:bumped"
     admin = redis.Redis.from_url(own_redis.url)
-    admin.config_set("requirepass", "rotated")
-    admin.client_kill_filter(_type="normal", skipme=True)
-    assert put(client, headers, sid, 1, batch_body("task-store", TASKS[2:], offset=2)).status_code == 200
-    assert len(json.loads(admin.hget(user_cache_key("alice"), "tasks"))) == 2
-    assert titles(client, headers) == ["One", "Two", "Three"]
+    with app.app_context():
+        version = cache.bump(key)
+        assert version is not None and cache.write(key, version, {"state": b"old"})
 
-    admin.config_set("requirepass", "")
-    assert titles(client, headers) == ["One", "Two", "Three"]  # not the two tasks Redis still held
-    assert len(cached(own_redis.url, "alice", "tasks")) == 3
+        # Redis keeps its data but refuses the app (as after a credentials change): the bump cannot reach it.
+        admin.config_set("requirepass", "rotated")
+        admin.client_kill_filter(_type="normal", skipme=True)
+        assert cache.bump(key) is None
+        assert cache.read(key, "state") is None
+        assert admin.hget(key, "state") == b"old"
+
+        admin.config_set("requirepass", "")
+        entry = cache.read(key, "state")
+        assert entry is not None and entry.value is None  # not the value Redis still held
+        assert int(entry.version) > int(version)
     assert len(warnings_of(caplog)) == 1
 
 

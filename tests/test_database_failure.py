@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from lsmigrate.shared.ids import relocated_id
+from lsmigrate.server.records.identity import keyed_relocated_id
 from tests.fixtures_services import PostgresServer
 from tests.migration_helpers import (
     ALL_TABLES,
@@ -111,9 +111,11 @@ def insert_task(postgres: PostgresServer, row_id: str, user_id: str) -> None:
 def test_another_users_row_appearing_mid_batch_is_decided_afresh(app, client, auth, postgres) -> None:
     headers = auth("alice")
     task_id = str(uuid.uuid4())
-    relocated = relocated_id("alice", "tasks", task_id)
+    [(salt,)] = db_rows(postgres, "SELECT value FROM lsmigrate_salts WHERE name = 'relocation'")
+    relocated = str(keyed_relocated_id(bytes.fromhex(salt), "alice", "tasks", uuid.UUID(task_id)))
     # Mallory inserts the batch's id just before the batch's insert; the retry relocates the record, and she
-    # takes the relocated id too: the third attempt finds both hers and quarantines the record.
+    # (with the deployment's salt: an insider) takes the relocated id too: the third attempt finds both hers
+    # and quarantines the record.
     taken = iter([task_id, relocated])
     sid = open_session(client, headers)
     with before_statement(app, "COPY tasks", lambda cursor: insert_task(postgres, next(taken), "mallory"), times=2):

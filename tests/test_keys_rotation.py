@@ -235,6 +235,8 @@ def test_a_new_key_first_keeps_every_secret_readable_and_rotate_keys_lets_the_ol
     assert (kept.status_code, kept.json["outcome"]) == (200, "updated")
     undone = client.post(f"{API}/sessions/{world['bob_sid']}/rollback", headers=bearer(new, "bob"))
     assert undone.status_code == 200, undone.json
+    # Rotation rewrote the row's ciphertext, not what it holds: the row is still what the session wrote.
+    assert (undone.json["restored"], undone.json["skipped"]) == ({"environments": 1}, [])
     [(token,)] = db_rows(postgres, "SELECT github_token_encrypted FROM environments WHERE user_id = 'bob'")
     assert SecretBox([NEW]).decrypt(token) == TOKEN  # bob's pre-image, restored, under the new key
 

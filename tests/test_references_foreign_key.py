@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from lsmigrate.server import LSMigrate, MigratedRecord, metadata
 from lsmigrate.shared.catalog import load_catalog
+from lsmigrate.shared.ids import derived_id
 from tests.runner_helpers import FakeLocalStorage, client_sender, run
 from tests.test_host_app import host_database  # noqa: F401 - the fixture
 
@@ -63,9 +64,9 @@ def app(host_database: str, tmp_path: Path) -> Iterator[Flask]:  # noqa: F811 - 
         db.engine.dispose()
 
 
-def migrate(app: Flask, items: dict[str, list[Any]]) -> dict[str, Any]:
+def migrate(app: Flask, items: dict[str, list[Any]], user: str = "alice") -> dict[str, Any]:
     client = app.test_client()
-    client.get("/login/alice")
+    client.get(f"/login/{user}")
     storage = FakeLocalStorage({key: json.dumps(records) for key, records in items.items()})
     return run(storage, client_sender(client, {}), catalog=load_catalog(app.config["STORES_FILE"]))
 
@@ -89,3 +90,24 @@ def test_a_missing_referenced_row_is_null_with_a_warning_and_the_original_kept(a
     assert rows(app, "SELECT project_id, metadata->'original'->>'projectId' FROM fk_items") == [(None, "gone")]
     [(warnings,)] = rows(app, "SELECT warnings FROM migration_ledger")
     assert {"code": "reference_unresolved", "field": "projectId", "store": "projects"} in warnings
+
+
+def test_a_reference_to_a_record_whose_id_another_user_took_first_follows_the_record(app) -> None:
+    """Bob takes the row id alice's project derives to; her item's reference still finds her project (at its
+    relocated id), never bob's row, and is not left unresolved; her key gives back what she wrote."""
+    taken = derived_id("alice", "projects", "p1")
+    assert migrate(app, {"projects": [{"id": taken, "name": "Bob's"}]}, user="bob")["state"] == "done"
+    item = {"id": "i1", "title": "Plan", "projectId": "p1"}
+    report = migrate(app, {"items": [item], "projects": [{"id": "p1", "name": "Launch"}]})
+    assert report["state"] == "done", report.get("error")
+    [(project,)] = rows(app, "SELECT id::text FROM fk_projects WHERE user_id = 'alice'")
+    assert project != taken
+    [(reference, meta)] = rows(app, "SELECT project_id::text, metadata FROM fk_items")
+    assert reference == project
+    assert meta["original"]["projectId"] == "p1"
+    [(warnings,)] = rows(app, "SELECT warnings FROM migration_ledger WHERE key = 'items'")
+    assert not [w for w in warnings if w["code"] == "reference_unresolved"]
+    client = app.test_client()
+    client.get("/login/alice")
+    given = client.get("/api/migration/keys/items").json
+    assert (json.loads(given["value"]), given["as_verified"]) == ([item], True)

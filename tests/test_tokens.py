@@ -7,6 +7,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -242,3 +243,12 @@ def test_revoking_an_expired_token_is_nothing_to_do(app, postgres) -> None:
     result = cli(app, "revoke", "--token", expired)
     assert result.exit_code == 0 and "nothing to revoke" in result.output
     assert db_rows(postgres, "SELECT count(*) FROM revoked_tokens") == [(0,)]
+
+
+def test_revocations_that_refuse_nothing_any_more_are_forgotten(app, postgres) -> None:
+    """A cutoff older than TOKEN_MAX_AGE refuses nothing a token's signed age does not already refuse."""
+    long_ago = datetime.now(UTC) - timedelta(seconds=app.config["TOKEN_MAX_AGE"] + 60)
+    db_rows(postgres, "INSERT INTO token_cutoffs VALUES ('old', %s) RETURNING user_id", long_ago)
+    db_rows(postgres, "INSERT INTO token_cutoffs VALUES ('recent', now()) RETURNING user_id")
+    assert cli(app, "revoke", "--user", "alice").exit_code == 0
+    assert db_rows(postgres, "SELECT user_id FROM token_cutoffs ORDER BY user_id") == [("alice",), ("recent",)]

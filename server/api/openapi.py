@@ -32,7 +32,7 @@ from lsmigrate.shared.protocol import (
 )
 
 _ERRORS = {
-    400: "The body is not JSON (invalid_json).",
+    400: "The body is not JSON, or an object in it names a member twice (invalid_json).",
     401: "No valid bearer token (missing_token, invalid_token, token_revoked).",
     403: "The session belongs to another user (foreign_session).",
     404: "No such session or conflict (unknown_session, unknown_conflict, not_found).",
@@ -40,11 +40,14 @@ _ERRORS = {
     413: "The body or the batch is too large (request_too_large, too_many_records).",
     422: "The body does not match the protocol (invalid_request, digest_mismatch, unknown_store).",
     429: "Too many requests (rate_limited); see Retry-After.",
+    500: "A stored secret no configured key decrypts (secret_unreadable): an encryption key the operator dropped "
+    "before `rotate-keys` ran; the server's log names the row. Nothing was changed.",
     503: "The database cannot be reached (database_unavailable); send again after Retry-After.",
 }
 _ALWAYS = (401, 429, 503)
 _WITH_BODY = (400, 413, 422)
 _IN_SESSION = (403, 404)
+_SECRETS = (500,)  # operations that decrypt a stored secret
 
 _PARAMETERS = {
     "sid": {"type": "string", "format": "uuid"},
@@ -94,7 +97,7 @@ OPERATIONS = (
         f"/api/migration/sessions/<sid>/batches/<int(max={MAX_SEQ}):seq>",
         "Apply one batch of one store's records, idempotently.",
         {200: out.BatchResponse},
-        (*_IN_SESSION, *_WITH_BODY, 409),
+        (*_IN_SESSION, *_WITH_BODY, 409, *_SECRETS),
         BatchRequest,
     ),
     Operation(
@@ -116,7 +119,7 @@ OPERATIONS = (
         "/api/migration/keys/<path:key>",
         "One key's latest verified value, rebuilt: the string localStorage held.",
         {200: out.KeyValue},
-        (404, 409),
+        (404, 409, *_SECRETS),
     ),
     Operation(
         "post",
@@ -131,14 +134,14 @@ OPERATIONS = (
         "/api/migration/sessions/<sid>/conflicts",
         "The session's conflicts with both versions, secrets masked.",
         {200: out.ConflictList},
-        _IN_SESSION,
+        (*_IN_SESSION, *_SECRETS),
     ),
     Operation(
         "post",
         "/api/migration/sessions/<sid>/conflicts/<cid>",
         "Keep the local or the server version of one conflict's record.",
         {200: out.ResolveResponse},
-        (*_IN_SESSION, *_WITH_BODY, 409),
+        (*_IN_SESSION, *_WITH_BODY, 409, *_SECRETS),
         ResolveRequest,
     ),
     Operation(
@@ -146,12 +149,12 @@ OPERATIONS = (
         "/api/migration/sessions/<sid>/quarantine",
         "The session's quarantined records with their reasons, secrets masked.",
         {200: out.QuarantineList},
-        _IN_SESSION,
+        (*_IN_SESSION, *_SECRETS),
     ),
     Operation(
         "post",
         "/api/migration/sessions/<sid>/rollback",
-        "Undo the session on the server: inserted rows deleted, overwritten rows restored.",
+        "Undo the session on the server: what it wrote taken back, nothing anyone changed since.",
         {200: out.RollbackReport},
         _IN_SESSION,
     ),

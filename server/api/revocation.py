@@ -18,7 +18,7 @@ Redis (the `revoke` command says so and fails) holds everywhere once that stale 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from lsmigrate.server.cache import cache
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import RevokedToken, TokenCutoff
+from lsmigrate.server.extension import settings
 
 _FIELD = "state"
 
@@ -76,10 +77,17 @@ def revoke_token(user_id: str, jti: str, expires_at: datetime) -> bool:
     now = datetime.now(UTC)
     if db.session.get(RevokedToken, jti) is None:
         db.session.add(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at, revoked_at=now))
-    # Revocations of tokens expired since are forgotten: an expired token is refused anyway.
-    db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+    _forget_moot(now)
     db.session.commit()
     return _told_redis(user_id)
+
+
+def _forget_moot(now: datetime) -> None:
+    """Forget revocations that no longer refuse anything: of tokens expired since, and cutoffs older than
+    TOKEN_MAX_AGE (every token issued before one is refused by its signed age anyway)."""
+    db.session.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
+    oldest = now - timedelta(seconds=settings()["TOKEN_MAX_AGE"])
+    db.session.execute(delete(TokenCutoff).where(TokenCutoff.not_before < oldest))
 
 
 def revoke_user(user_id: str) -> tuple[datetime, bool]:
@@ -90,5 +98,6 @@ def revoke_user(user_id: str) -> tuple[datetime, bool]:
         db.session.add(TokenCutoff(user_id=user_id, not_before=now))
     else:
         cutoff.not_before = max(cutoff.not_before, now)
+    _forget_moot(now)
     db.session.commit()
     return now, _told_redis(user_id)

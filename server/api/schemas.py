@@ -8,7 +8,7 @@ warnings, a quarantine reason) are left open.
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from lsmigrate.shared.protocol import OUTCOMES
 
@@ -227,6 +227,22 @@ class QuarantineList(Schema):
     records = fields.List(fields.Nested(QuarantinedRecord), required=True)
 
 
+class RollbackSkip(Schema):
+    """One of the session's writes a rollback left in place, and why: the row changed since (by the app, or by a
+    later session still standing: `by_session`), is gone, a standing session relies on it, or its old name is
+    another row's now."""
+
+    key = fields.String(required=True)
+    index = fields.Integer(required=True)
+    table = fields.String(required=True)
+    id = fields.UUID(required=True)
+    reason = fields.String(
+        required=True,
+        validate=validate.OneOf(["changed_since", "missing", "used_by_another_session", "name_taken_since"]),
+    )
+    by_session = fields.UUID()
+
+
 class RollbackReport(Schema):
     """What a rollback deleted, restored and skipped."""
 
@@ -235,7 +251,7 @@ class RollbackReport(Schema):
     dry_run = fields.Boolean(required=True)
     deleted = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
     restored = fields.Dict(keys=fields.String(), values=fields.Raw(), required=True)
-    skipped = fields.List(fields.Raw(), required=True)
+    skipped = fields.List(fields.Nested(RollbackSkip), required=True)
     conflicts_closed = fields.Integer(required=True)
 
 

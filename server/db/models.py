@@ -16,7 +16,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -204,6 +216,16 @@ class LedgerEntry(Base):
     warnings: Mapped[list[Any]] = mapped_column(JsonValue)
     version_at: Mapped[datetime | None] = mapped_column(Moment)
     pre_image: Mapped[dict[str, Any] | None] = mapped_column(OptionalJson)
+    #: The row's digest (`records.digests`) as this entry's write left it (inserted, updated), or as it
+    #: found it and relied on it (unchanged, kept_server): what rollback compares the row with.
+    row_digest: Mapped[str | None] = mapped_column(String(64))
+    #: The digest of `pre_image`'s row as it was read (updated), NULL for a row that was not there.
+    pre_digest: Mapped[str | None] = mapped_column(String(64))
+    #: When the write reached the row: the order of the writes of one row across sessions.
+    written_at: Mapped[datetime | None] = mapped_column(Moment)
+    #: When a rollback took this write back, and the digest it left the row with (NULL: deleted).
+    undone_at: Mapped[datetime | None] = mapped_column(Moment)
+    undone_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 class QuarantinedRecord(Base):
@@ -296,3 +318,23 @@ class TokenCutoff(Base):
 
     user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     not_before: Mapped[datetime] = mapped_column(Moment)
+
+
+class UserDataVersion(Base):
+    """A user's data version: advanced in every transaction that changes the user's migrated rows
+    (`lsmigrate.server.signals.advance_data_version`), so a copy of the rows cached elsewhere records the
+    version it was built from and is served only while that is still the version here."""
+
+    __tablename__ = "user_data_versions"
+
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class Salt(Base):
+    """A secret of this deployment that never rotates, by name (`relocation`: `records.identity`), in hex."""
+
+    __tablename__ = "lsmigrate_salts"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))

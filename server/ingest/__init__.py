@@ -46,6 +46,7 @@ from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.ingest.decide import Batch
 from lsmigrate.server.ingest.plan import Plan, plan_batch
+from lsmigrate.server.records.digests import row_digests
 from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
@@ -119,6 +120,16 @@ def _close_conflicts(batch: Batch, plan: Plan) -> None:
     db.session.flush()
 
 
+def _keep_written_digests(batch: Batch, plan: Plan) -> None:
+    """Each write's ledger entry keeps the digest of the row as written: what rollback compares it with."""
+    written = row_digests(
+        batch.model, batch.user_id, [row["id"] for row in plan.inserts] + [row["b_id"] for row in plan.updates]
+    )
+    for entry in plan.ledger:
+        if entry["written_at"] is not None:
+            entry["row_digest"] = written[entry["target_id"]]
+
+
 def _write(batch: Batch, plan: Plan) -> None:
     table = batch.model.__table__
     savepoint = db.session.begin_nested() if batch.dry_run else None
@@ -128,6 +139,8 @@ def _write(batch: Batch, plan: Plan) -> None:
         db.session.execute(update(table).where(mine), plan.updates)
     if savepoint is not None:
         savepoint.rollback()  # every constraint was checked; nothing stays
+    elif plan.inserts or plan.updates:
+        _keep_written_digests(batch, plan)
     _close_conflicts(batch, plan)
     if plan.quarantine:
         db.session.execute(insert(QuarantinedRecord.__table__), plan.quarantine)

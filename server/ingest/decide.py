@@ -75,6 +75,8 @@ class Record:
     conflict_id: uuid.UUID | None = None
     write: str | None = None  # "insert" or "update"
     imaged: bool = False  # the pre-image is the row as it is now
+    pre_digest: str | None = None  # the row digest of the pre-image (`records.digests`)
+    row_digest: str | None = None  # the row digest as this record left it, or found and relied on it
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Claim:
     outcome: str
     version: datetime | None
     pre_image: dict[str, Any] | None
+    pre_digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Row:
     digest: str
     version: datetime | None
     session_id: uuid.UUID | None
+    state: str | None = None  # the row's digest (`records.digests`), as it is now
 
 
 def _newest(versions: list[Any]) -> Any:
@@ -168,6 +172,7 @@ class Decider:
             if claim.outcome in ("inserted", "updated"):
                 # The session already wrote this row: the winner takes over that write.
                 winner.outcome, winner.pre_image = claim.outcome, claim.pre_image
+                winner.pre_digest = claim.pre_digest
                 winner.write = "update" if row is not None else "insert"
                 return
         if row is None:

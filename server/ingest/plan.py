@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select
 
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry
@@ -32,6 +32,8 @@ from lsmigrate.server.ingest.decide import (
     Record,
     Row,
 )
+from lsmigrate.server.records.digests import digest_column, row_digests
+from lsmigrate.server.records.identity import relocate, relocation_candidates, relocation_salt
 from lsmigrate.server.records.names import rename_taken
 from lsmigrate.server.records.quarantine import (
     UNSTORABLE,
@@ -51,9 +53,11 @@ from lsmigrate.server.records.rows import (
 )
 from lsmigrate.server.records.rows import version_column as version_column_of
 from lsmigrate.server.records.secrets import secret_box
-from lsmigrate.shared.ids import relocated_id
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import LIVE, QUARANTINED_LOCALLY
+
+#: Outcomes that rely on the row as the batch found it: their ledger entry keeps its digest.
+RELIED = frozenset({"unchanged", "kept_server", "conflict"})
 
 
 @dataclass
@@ -76,12 +80,15 @@ def _rows(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Row]:
     table = batch.model.__table__
     column = version_column_of(batch.spec)
     version = table.c[column] if column is not None else None
+    state = digest_column(batch.model)
     columns = [table.c.id, table.c.user_id, table.c.source_digest, table.c.migration_session_id]
-    query = select(*columns, *([version] if version is not None else [])).where(among(table.c.id, ids))
-    return {
-        row[0]: Row(row[1], row[2], row[4] if version is not None else None, row[3])
-        for row in db.session.execute(query)
-    }
+    columns += [version if version is not None else null(), state if state is not None else null()]
+    query = select(*columns).where(among(table.c.id, ids))
+    found = {row[0]: Row(row[1], row[2], row[4], row[3], row[5]) for row in db.session.execute(query)}
+    if state is None:  # computed in Python: the user's rows only, the only ones whose state is ever kept
+        for row_id, digest in row_digests(batch.model, batch.user_id, found).items():
+            found[row_id] = replace(found[row_id], state=digest)
+    return found
 
 
 def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
@@ -95,6 +102,7 @@ def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
         LedgerEntry.outcome,
         LedgerEntry.version_at,
         LedgerEntry.pre_image,
+        LedgerEntry.pre_digest,
     ).where(
         among(LedgerEntry.target_id, ids),
         # Spelled so that the session's primary-key range (its whole ledger so far) cannot serve it: with
@@ -151,7 +159,7 @@ def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dic
                     "resolved_at": None,
                 }
             )
-        plan.ledger.append(_ledger_entry(batch, record))
+        plan.ledger.append(_ledger_entry(batch, record, now))
         result: dict[str, Any] = {
             "index": index,
             "outcome": record.outcome,
@@ -174,7 +182,7 @@ def _finish(decider: Decider, records: list[Record], images: dict[uuid.UUID, dic
     return plan
 
 
-def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
+def _ledger_entry(batch: Batch, record: Record, now: datetime) -> dict[str, Any]:
     raw = record.raw
     source_id = raw.get(batch.spec.id_field) if isinstance(raw, dict) and batch.spec.id_field else None
     return {
@@ -191,6 +199,9 @@ def _ledger_entry(batch: Batch, record: Record) -> dict[str, Any]:
         "warnings": record.warnings,
         "version_at": record.version,
         "pre_image": record.pre_image if record.outcome == "updated" else None,
+        "pre_digest": record.pre_digest if record.outcome == "updated" else None,
+        "row_digest": record.row_digest,  # a write's is filled in once the row is written
+        "written_at": now if record.write is not None else None,
     }
 
 
@@ -228,14 +239,21 @@ def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, 
     rows = _rows(batch, {record.target_id for record in pending if record.target_id is not None})
     foreign = {row_id for row_id, row in rows.items() if row.user_id != user_id}
     if foreign:
-        moved = {row_id: uuid.UUID(relocated_id(user_id, spec.name, str(row_id))) for row_id in foreign}
-        rows.update(_rows(batch, set(moved.values())))
+        salt = relocation_salt()
+        candidates = {row_id: relocation_candidates(salt, user_id, spec.name, row_id) for row_id in foreign}
+        rows.update(_rows(batch, {place for pair in candidates.values() for place in pair}))
+
+        def owner(row_id: uuid.UUID) -> str | None:
+            row = rows.get(row_id)
+            return None if row is None else row.user_id
+
+        moved = {row_id: relocate(pair, owner, user_id) for row_id, pair in candidates.items()}
         for record in pending:
             if record.target_id in moved:
                 record.target_id = moved[record.target_id]
                 record.warnings.append({"code": "foreign_id", "field": decider.id_field})
-                if rows.get(record.target_id, Row(user_id, "", None, None)).user_id != user_id:
-                    record.target_id, record.reasons = None, [FOREIGN]
+                if record.target_id is None:
+                    record.reasons = [FOREIGN]
         pending = [record for record in pending if record.target_id is not None]
 
     groups: dict[uuid.UUID, list[Record]] = defaultdict(list)
@@ -245,6 +263,12 @@ def plan_batch(batch: Batch, records: list[Any], mapped: list[MappedRecord], *, 
     for target, group in groups.items():
         row = rows.get(target)
         decider.decide(target, group, claims.get(target), row if row is not None and row.user_id == user_id else None)
+    for record in pending:
+        row = rows.get(record.target_id)  # type: ignore[arg-type]
+        if record.imaged:
+            record.pre_digest = None if row is None else row.state
+        elif record.outcome in RELIED:
+            record.row_digest = None if row is None else row.state
     writes = [record for record in pending if record.write is not None]
     _name_rows(batch, writes)
     check_references(batch, writes)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from sqlalchemy import select
 from lsmigrate.server.db import db
 from lsmigrate.server.db.sql import among
 from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.records.identity import relocate, relocation_candidates, relocation_salt
 
 if TYPE_CHECKING:
     # Types only: importing lsmigrate.server.ingest here would import its plan, which imports this module.
@@ -34,7 +36,7 @@ def check_references(batch: Batch, records: list[Record]) -> None:
         return
     lsmigrate = current_lsmigrate()
     columns = {column.source_key: column.name for column in batch.spec.mapper.columns}
-    written = {record.target_id for record in records}
+    written = {record.target_id for record in records if record.target_id is not None}
     table = batch.model.__table__
     for field_name, (store, _) in references.items():
         column = columns[field_name]
@@ -46,8 +48,9 @@ def check_references(batch: Batch, records: list[Record]) -> None:
         if not wanted:
             continue
         target = lsmigrate.model_for(lsmigrate.catalog.named(store)).__table__
-        query = select(target.c.id).where(target.c.user_id == batch.user_id, among(target.c.id, list(wanted)))
-        present = set(db.session.scalars(query))
+        owners = _owners(target, wanted)
+        _follow_relocations(target, batch.user_id, store, field_name, column, wanted, owners)
+        present = {row_id for row_id in wanted if owners.get(row_id) == batch.user_id}
         if store == batch.spec.name:
             present |= written
         foreign_key = column in table.c and bool(table.c[column].foreign_keys)
@@ -59,6 +62,41 @@ def check_references(batch: Batch, records: list[Record]) -> None:
                 if foreign_key:
                     assert record.mapped.row is not None
                     record.mapped.row[column] = None
+
+
+def _owners(table: Any, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The user whose row has each of these ids (ids without a row left out)."""
+    query = select(table.c.id, table.c.user_id).where(among(table.c.id, list(ids)))
+    return {row_id: user_id for row_id, user_id in db.session.execute(query)}
+
+
+def _follow_relocations(
+    table: Any,
+    user_id: str,
+    store: str,
+    field_name: str,
+    column: str,
+    wanted: dict[uuid.UUID, list[Record]],
+    owners: dict[uuid.UUID, str],
+) -> None:
+    """A reference to an id another user's row holds points where the user's own record is, or will be: its
+    relocated id (`records.identity`), never the other user's row."""
+    taken = [row_id for row_id in wanted if owners.get(row_id, user_id) != user_id]
+    if not taken:
+        return
+    salt = relocation_salt()
+    candidates = {row_id: relocation_candidates(salt, user_id, store, row_id) for row_id in taken}
+    owners.update(_owners(table, [place for pair in candidates.values() for place in pair]))
+    for row_id, pair in candidates.items():
+        place = relocate(pair, owners.get, user_id)
+        if place is None:
+            continue  # both places are other users': the reference stays unresolved
+        for record in wanted[row_id]:
+            row = record.mapped.row
+            assert row is not None and isinstance(record.raw, dict)
+            row[column] = str(place)
+            row["metadata"].setdefault("original", {}).setdefault(field_name, record.raw.get(field_name))
+        wanted[place] = wanted.get(place, []) + wanted.pop(row_id)
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:

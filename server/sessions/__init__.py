@@ -21,7 +21,9 @@ row, whatever process tries. The rules of `open_session`:
 
 Every transaction that writes a user's migrated rows first takes that user's
 lock (`lock_user`), so batches, conflict resolutions and rollbacks of one
-user run one after the other and each decides on what it reads.
+user run one after the other and each decides on what it reads; the same
+call advances the user's data version in that transaction (see
+lsmigrate.server.signals), so no cached copy of the rows outlives it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationBatch, MigrationConflict, MigrationSession
 from lsmigrate.server.errors import Conflict, Forbidden, NotFound
 from lsmigrate.server.extension import settings
+from lsmigrate.server.signals import advance_data_version
 from lsmigrate.shared.protocol import PROTOCOL_VERSION
 
 
@@ -50,14 +53,18 @@ def durable() -> None:
         db.session.execute(text("SET LOCAL synchronous_commit = on"))
 
 
-def lock_user(user_id: str) -> None:
+def lock_user(user_id: str, *, changes_rows: bool = True) -> None:
     """Take `user_id`'s write lock until the transaction ends (PostgreSQL; SQLite serialises writers itself),
-    and make the transaction's commit durable (`durable`)."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        return
-    durable()
-    material = hashlib.sha256(b"lsmigrate user\n" + user_id.encode("utf-8")).digest()
-    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int.from_bytes(material[:8], signed=True)})
+    make the transaction's commit durable (`durable`), and advance the user's data version in it (what decides
+    whether a cached copy of the rows is fresh: `advance_data_version`) unless `changes_rows` is False."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        durable()
+        material = hashlib.sha256(b"lsmigrate user\n" + user_id.encode("utf-8")).digest()
+        key = int.from_bytes(material[:8], signed=True)
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if changes_rows:
+        # After the lock, so that lsmigrate's transactions queue on the lock, not on the version's row.
+        advance_data_version(user_id)
 
 
 def _open_session_of(user_id: str) -> MigrationSession | None:
@@ -94,7 +101,7 @@ def _make_room(user_id: str, resuming: uuid.UUID | None, now: datetime) -> None:
 def open_session(user_id: str, client_session_id: str, dry_run: bool = False) -> tuple[MigrationSession, bool]:
     """The user's session for `client_session_id`, created if new; True when created."""
     query = select(MigrationSession).filter_by(user_id=user_id, client_session_id=client_session_id)
-    lock_user(user_id)
+    lock_user(user_id, changes_rows=False)  # a session's rows change in its batches, not here
     now = datetime.now(UTC)
     session = db.session.scalars(query).one_or_none()
     created = session is None

@@ -23,6 +23,7 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession, QuarantinedRecord
 from lsmigrate.server.errors import Conflict, NotFound
 from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.server.records.digests import row_digests
 from lsmigrate.server.records.names import rename_taken
 from lsmigrate.server.records.quarantine import decrypt_secrets, mask_secrets, quarantine_row
 from lsmigrate.server.records.rows import db_row, fetch_images, secret_names, source_record, unique_name
@@ -95,8 +96,9 @@ def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: L
     raw = decrypt_secrets(spec, conflict.local, box.reading("migration_conflicts", conflict.id, "local"))
     [mapped] = spec.map([raw], key=conflict.key, user_id=user_id, migrated_at=session.created_at, offset=conflict.index)
     current = fetch_images(model, user_id, [target]).get(target)
+    found = row_digests(model, user_id, [target]).get(target)
     if current is not None and current["source_digest"] == mapped.digest:
-        entry.outcome = "unchanged"
+        entry.outcome, entry.row_digest = "unchanged", found
         return False
     [renamed] = rename_taken(spec, model, user_id, [(target, mapped)])
     if renamed is not None:
@@ -109,7 +111,8 @@ def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: L
     else:
         values = {name: value for name, value in row.items() if name not in ("id", "user_id")}
         db.session.execute(update(table).where(table.c.id == target, table.c.user_id == user_id).values(values))
-        entry.outcome, entry.pre_image = "updated", current
+        entry.outcome, entry.pre_image, entry.pre_digest = "updated", current, found
+    entry.written_at, entry.row_digest = datetime.now(UTC), row_digests(model, user_id, [target])[target]
     return True
 
 
@@ -131,7 +134,9 @@ def resolve_conflict(session: MigrationSession, conflict: MigrationConflict, kee
         return {"conflict": describe_conflict(conflict, box), "outcome": entry.outcome}
     changed = False
     if keep == "server":
+        model = current_lsmigrate().model_of_table(conflict.target_table)
         entry.outcome = "kept_server"
+        entry.row_digest = row_digests(model, user_id, [conflict.target_id]).get(conflict.target_id)
         spec = _spec(conflict.key, conflict.store)
         where = (conflict.target_table, conflict.target_id)
         row = quarantine_row(

@@ -124,6 +124,19 @@ def _records_not_held(session: MigrationSession, key: str) -> list[int]:
     return sorted(missing)
 
 
+def _held_by_others(session: MigrationSession) -> set[str]:
+    """Keys with a record quarantined because its id and relocated id are other users' rows (`foreign_id`):
+    such a key stays whatever its store says, since no user's upload may decide what another's browser loses."""
+    query = select(LedgerEntry.key, LedgerEntry.warnings).where(
+        LedgerEntry.session_id == session.id, LedgerEntry.outcome == Outcome.QUARANTINED
+    )
+    return {
+        key
+        for key, warnings in db.session.execute(query)
+        if any(isinstance(w, dict) and w.get("code") == "foreign_id" for w in warnings or ())
+    }
+
+
 def complete_session(session: MigrationSession, manifest: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Verify the manifest; on a match mark the session verified and list the keys the page may clean up."""
     if session.status == "rolled_back":
@@ -149,6 +162,7 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
     counts: dict[str, dict[str, int]] = {}
     cleanup: dict[str, str] = {}
     catalog = current_lsmigrate().catalog
+    foreign = _held_by_others(session)
     for key in sorted(manifest):
         entries = ledger.get(key, [])
         outcomes = Counter(entry[2] for entry in entries)
@@ -163,6 +177,8 @@ def complete_session(session: MigrationSession, manifest: dict[str, dict[str, An
         action, reason = cleanup_action(
             catalog.stores_for_key(key), quarantined=quarantined, open_conflicts=open_conflicts
         )
+        if key in foreign:
+            action, reason = KEEP, "foreign_id"
         if action == KEEP:
             kept[key] = {"reason": reason, "outcomes": unaccounted}
         else:
