@@ -1,10 +1,17 @@
 """The runner's adapters over the page: localStorage, fetch, the loader's host (IndexedDB, the network), events.
 
-`run` is what loader.js calls once Pyodide and the wheels are loaded. The
-loader passes `host`, a JS object whose methods return promises:
+`run` is what runtime.js calls once Pyodide and the wheels are loaded, in the
+worker (worker.js) or on the page's own thread (loader.js's fallback). It
+passes `host`, a JS object whose methods return promises:
 `saveBackup(valuesJson, metaJson)`, `backupValues(id)`, `loadCheckpoint()`,
-`saveCheckpoint(json)`, `clearCheckpoint()` (backups.js), `untilOnline()`.
+`saveCheckpoint(json)`, `clearCheckpoint()` (backups.js), `online()`, `untilOnline()`;
+in the worker also `readStorage()` (JSON `{"keys": [every key], "values":
+{migratable key: value}}`, read by the page's thread in slices),
+`swap(key, expected, value)` (compare-and-set on the page's thread: "held",
+"gone" or "rewritten") and `gzip(text)` (the bytes, a Uint8Array).
 JSON crosses the boundary as text; a JS error arrives as its message.
+Options: `storage` "page" (localStorage itself, this thread) or "host"
+(through the host, from a worker), `compress` (gzip request bodies).
 """
 
 from __future__ import annotations
@@ -19,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 from lsmigrate.browser.progress import Emit
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
-from lsmigrate.browser.runner import Host, Options, finish_migration, run_migration
+from lsmigrate.browser.runner import HELD, DirectStorage, Host, Options, finish_migration, run_migration
 from lsmigrate.shared.catalog import catalog_from_descriptor
 
 # mypy checks the Pyodide branch, against the declarations in typings/ (js, pyodide).
 if TYPE_CHECKING or sys.platform == "emscripten":  # pragma: no cover - only under Pyodide
-    from js import localStorage, navigator
+    import js  # the page's globals, or the worker's (which have no localStorage)
     from pyodide.ffi import JsException
     from pyodide.http import pyfetch
 else:  # plain CPython: the module imports, the adapters are not used
@@ -33,25 +40,60 @@ else:  # plain CPython: the module imports, the adapters are not used
         """Stands in for pyodide.ffi.JsException off the page."""
 
 
-class LocalStorage:
-    """The page's localStorage, with Python strings."""
+class LocalStorage(DirectStorage):
+    """The page's localStorage, with Python strings (the runner on the page's own thread)."""
 
     def keys(self) -> list[str]:
         """Every key currently stored."""
-        return [str(localStorage.key(i)) for i in range(localStorage.length)]
+        storage = js.localStorage
+        return [str(storage.key(i)) for i in range(storage.length)]
 
     def get(self, key: str) -> str | None:
         """The raw value of a key, or None."""
-        value = localStorage.getItem(key)
+        value = js.localStorage.getItem(key)
         return None if value is None else str(value)
 
     def set(self, key: str, value: str) -> None:
         """Write a key."""
-        localStorage.setItem(key, value)
+        js.localStorage.setItem(key, value)
 
     def remove(self, key: str) -> None:
         """Delete a key."""
-        localStorage.removeItem(key)
+        js.localStorage.removeItem(key)
+
+
+class HostStorage:
+    """The page's localStorage seen from a worker: the keys and values as the page's thread last read them for
+    us (`refresh`), and compare-and-set done there (`swap`), where nothing of the app runs in between."""
+
+    def __init__(self, host: Any) -> None:
+        self._host = host
+        self._keys: list[str] = []
+        self._values: dict[str, str] = {}
+
+    def keys(self) -> list[str]:
+        """Every key, as last read."""
+        return list(self._keys)
+
+    def get(self, key: str) -> str | None:
+        """A migratable key's value as last read, or None."""
+        return self._values.get(key)
+
+    async def refresh(self) -> None:
+        """Read localStorage again (on the page's thread, in slices)."""
+        snapshot = json.loads(await self._host.readStorage())
+        self._keys, self._values = snapshot["keys"], snapshot["values"]
+
+    async def swap(self, key: str, expected: str, value: str | None) -> str:
+        """Write `value` (None: delete) only while the key holds `expected`; what was found."""
+        found = str(await self._host.swap(key, expected, value))
+        if found == HELD:
+            if value is None:
+                self._values.pop(key, None)
+                self._keys = [name for name in self._keys if name != key]
+            else:
+                self._values[key] = value
+        return found
 
 
 class HostBackups:
@@ -95,8 +137,8 @@ class PagePacing:
         await asyncio.sleep(seconds)
 
     def online(self) -> bool:
-        """What the browser believes."""
-        return bool(navigator.onLine)
+        """What the browser believes (the host asks the page's thread: a worker's own navigator may lag)."""
+        return bool(self._host.online())
 
     async def until_online(self) -> None:
         """Resolve at the next `online` event (at once when online)."""
@@ -138,17 +180,21 @@ def json_body(body: Any) -> str:
     return _SURROGATE.sub(_escape_surrogate, text)
 
 
-def fetch_sender(api_base: str, token: str) -> Send:
-    """A `send` that calls the migration API with fetch and the bearer token."""
+#: A body shorter than this goes as it is: compressing it would save less than its own header costs.
+COMPRESS_FROM = 1024
+
+
+def fetch_sender(api_base: str, token: str, gzip: Any = None) -> Send:
+    """A `send` that calls the migration API with fetch and the bearer token; with `gzip` (the host's, text to
+    compressed bytes), a body of COMPRESS_FROM characters or more goes gzip-compressed (`Content-Encoding`)."""
 
     async def send(method: str, path: str, body: Any) -> Reply:
+        headers = {**({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json"}
+        payload: Any = None if body is None else json_body(body)
         try:
-            response = await pyfetch(
-                api_base + path,
-                method=method,
-                headers={**({"Authorization": f"Bearer {token}"} if token else {}), "Content-Type": "application/json"},
-                body=None if body is None else json_body(body),
-            )
+            if gzip is not None and payload is not None and len(payload) >= COMPRESS_FROM:
+                payload, headers["Content-Encoding"] = await gzip(payload), "gzip"
+            response = await pyfetch(api_base + path, method=method, headers=headers, body=payload)
             text = await response.string()
         except (JsException, OSError) as error:  # fetch rejects with a TypeError when nothing answered
             raise NetworkError(str(error)) from error
@@ -170,10 +216,11 @@ def _emitter(callback: Any) -> Emit:
 
 def _host_and_options(options: dict[str, Any], callback: Any, host: Any) -> tuple[Host, Options]:
     retry = options.get("retry", {})
+    in_worker = options.get("storage") == "host"
     return (
         Host(
-            LocalStorage(),
-            fetch_sender(options["api"], options["token"]),
+            HostStorage(host) if in_worker else LocalStorage(),
+            fetch_sender(options["api"], options["token"], host.gzip if options.get("compress") else None),
             _emitter(callback),
             HostBackups(host),
             PagePacing(host),

@@ -59,12 +59,50 @@ MAP_SLICE = 2000
 
 
 class Storage(Protocol):
-    """What the runner needs of localStorage."""
+    """What the runner needs of localStorage: its keys and values as last read (`refresh` reads them again; on
+    the page's own thread they are always current), and compare-and-set (`swap`), done where localStorage is."""
 
     def keys(self) -> list[str]: ...
     def get(self, key: str) -> str | None: ...
-    def set(self, key: str, value: str) -> None: ...
-    def remove(self, key: str) -> None: ...
+    async def refresh(self) -> None: ...
+    async def swap(self, key: str, expected: str, value: str | None) -> str: ...
+
+
+#: What `swap` found: the key held the expected value (and was written or deleted), was gone, or held another.
+HELD, GONE, REWRITTEN = "held", "gone", "rewritten"
+
+
+class DirectStorage:
+    """A Storage over a synchronous localStorage (the page's own, on its thread; a dict in tests): always current,
+    so `refresh` has nothing to do and `swap` compares and writes in one step, nothing running in between."""
+
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def get(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def set(self, key: str, value: str) -> None:
+        raise NotImplementedError
+
+    def remove(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def refresh(self) -> None:
+        """Nothing to read again: `get` reads localStorage itself."""
+
+    async def swap(self, key: str, expected: str, value: str | None) -> str:
+        """Write `value` (None: delete the key) only while the key holds `expected`; what was found."""
+        current = self.get(key)
+        if current is None:
+            return GONE
+        if current != expected:
+            return REWRITTEN
+        if value is None:
+            self.remove(key)
+        else:
+            self.set(key, value)
+        return HELD
 
 
 class Backups(Protocol):
@@ -184,6 +222,7 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
     report = _new_report(options.dry_run)
     progress = Progress(host.emit, host.pacing.now)
     spec_for_key = options.catalog.spec_for_key
+    await host.storage.refresh()
     settled = {key: host.storage.get(key) for key in options.settled_keys}
     try:
         checkpoint = None if options.dry_run else await host.backups.load_checkpoint()
@@ -205,10 +244,12 @@ async def run_migration(host: Host, options: Options) -> dict[str, Any]:
                 break
             # Next: what the app rewrote meanwhile, and keys no round has read yet (a resumed round
             # takes only its checkpoint's keys).
+            await host.storage.refresh()
             fresh = [key for key in host.storage.keys() if spec_for_key(key) is not None and key not in attempted]
             checkpoint, keys = None, sorted({*rewritten, *fresh})
             if not keys:
                 break
+        await host.storage.refresh()
         changed = {key for key, value in settled.items() if host.storage.get(key) != value}
         report["pending_keys"] = [] if options.dry_run else sorted({*(keys or []), *changed})
         report["state"] = "done"
@@ -231,7 +272,7 @@ async def finish_migration(host: Host, options: Options, report: dict[str, Any])
             "POST", f"/sessions/{report['session_id']}/complete", {"manifest": report["manifest"]}
         )
         values = await host.backups.values(report["backup_id"])
-        clean_up(host.storage, options.catalog, values, verdict, report)
+        await clean_up(host.storage, options.catalog, values, verdict, report)
     except MigrationFailed as error:
         report["finish_error"] = {"code": error.code, "message": error.message, "details": error.details}
     return report
@@ -334,6 +375,8 @@ async def _plan_round(
             checkpoint = None
     if checkpoint is None:
         values = {}
+        if keys is not None:  # a later round: what the app wrote since the last one was read
+            await host.storage.refresh()
         for key in sorted(host.storage.keys()):
             if spec_for_key(key) is None:
                 if not key.startswith(OWN_KEY_PREFIX) and key not in report["unknown_keys"]:
@@ -489,7 +532,7 @@ async def _run_round(
     progress.advance(total)
     progress.start("cleanup", len(plan.splits))
     _count(verdict, report)
-    rewritten = [] if options.dry_run else clean_up(host.storage, options.catalog, plan.values, verdict, report)
+    rewritten = [] if options.dry_run else await clean_up(host.storage, options.catalog, plan.values, verdict, report)
     progress.advance(len(plan.splits))
     if not options.dry_run:
         await host.backups.clear_checkpoint()
@@ -506,7 +549,7 @@ def _count(verdict: dict[str, Any], report: dict[str, Any]) -> None:
             report["keys"][key]["kept"] = why
 
 
-def clean_up(
+async def clean_up(
     storage: Storage, catalog: StoreCatalog, values: dict[str, str], verdict: dict[str, Any], report: dict[str, Any]
 ) -> list[str]:
     """Clean up the keys `complete` lists, each only while it still holds the backed-up value (compare and set):
@@ -514,37 +557,39 @@ def clean_up(
     Returns the keys the app rewrote meanwhile (what they hold now has not been migrated)."""
     _count(verdict, report)
     rewritten = []
+    await storage.refresh()
     for key in verdict["deletable_keys"]:
         entry, raw = report["keys"].get(key), values.get(key)
         if entry is None or raw is None or entry.get("cleaned_up"):
             continue
-        current = storage.get(key)
-        if current is None:
+        stores = catalog.stores_for_key(key)
+        edits: list[Any] | None = None  # None: delete the key
+        unstrippable: SourceError | None = None
+        if verdict.get("cleanup", {}).get(key, DELETE) == STRIP:
+            try:
+                edits = strip_edits(split_key(key, raw, stores), stores)
+            except SourceError as error:
+                unstrippable = error
+        if unstrippable is not None or edits == []:  # nothing is written: the key as last read tells
+            current = storage.get(key)
+            found = GONE if current is None else HELD if current == raw else REWRITTEN
+        else:
+            found = await storage.swap(key, raw, None if edits is None else strip_text(raw, stores[0].envelope, edits))
+        if found == HELD and unstrippable is not None:
+            entry.pop("kept", None)
+            entry["kept"] = {"reason": "not_strippable", "message": str(unstrippable)}
+        elif found == GONE:
             entry["gone"] = True  # the app removed it meanwhile; nothing of ours to remove
-            continue
-        if current != raw:
+        elif found == REWRITTEN:
             # The app wrote the key after we read it: what it holds now has not been migrated. Keep it.
             entry["rewritten"] = True
             rewritten.append(key)
-            continue
-        entry.pop("kept", None)
-        stores = catalog.stores_for_key(key)
-        edits: list[Any] | None = None  # None: delete the key
-        if verdict.get("cleanup", {}).get(key, DELETE) == STRIP:
-            try:
-                split = split_key(key, raw, stores)
-                edits = strip_edits(split, stores)
-            except SourceError as error:
-                entry["kept"] = {"reason": "not_strippable", "message": str(error)}
-                continue
-        if edits is None:
-            storage.remove(key)
-            entry["cleaned_up"], entry["cleanup"] = True, "deleted"
-        elif edits:
-            storage.set(key, strip_text(raw, stores[0].envelope, edits))
-            entry["cleaned_up"], entry["cleanup"] = True, "stripped"
+        elif edits == []:
+            entry.pop("kept", None)
+            entry["kept"] = {"reason": "documents_stay"}
         else:
-            entry["kept"] = {"reason": "documents_stay"}  # nothing but documents: the app's live state
+            entry.pop("kept", None)
+            entry["cleaned_up"], entry["cleanup"] = True, "deleted" if edits is None else "stripped"
     return rewritten
 
 

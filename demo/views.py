@@ -16,7 +16,7 @@ _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 #: No inline script or style anywhere; Pyodide needs to compile WebAssembly and nothing more.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 

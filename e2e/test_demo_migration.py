@@ -131,7 +131,8 @@ def test_seeded_stores_migrate_on_page_load(page: Page, live_server: LiveServer)
     assert [entry["key"] for entry in listed] == sorted([DRAFT_KEY, "environments", "task-store", "user-preferences"])
     assert page.evaluate("() => localStorage.getItem('theme')") == "dark"
     assert page.evaluate("() => localStorage.getItem('platform-settings')") == PLATFORM_SETTINGS
-    assert page.evaluate("() => window.lsmigrate.status()") == {"state": "done", "report": report}
+    status = page.evaluate("() => window.lsmigrate.status()")
+    assert status == {"state": "done", "report": report, "runtime": "worker", "runtime_note": None}
 
     rows = live_server.rows("SELECT title, status, priority FROM tasks WHERE user_id = %s ORDER BY title", user)
     assert rows == [("Set up CI", "in_progress", "high"), ("Write docs", "completed", "low")]

@@ -64,7 +64,7 @@ def test_manual_mode_waits_for_the_button_then_shows_progress_and_the_final_stat
     expect(panel(page).locator(".badge")).to_have_text("Idle")
     expect(panel(page).locator("tbody th")).to_have_text(["task-store"])  # found before Pyodide, with its size
     expect(panel(page).locator("tbody td").nth(0)).to_contain_text("KB")
-    assert not [url for url in requests if url.endswith(".wasm")]
+    assert not [url for url in requests if url.endswith((".wasm", "worker.js", "runtime.js"))]
     shot(page, "panel-1-manual-before")
 
     panel(page).get_by_role("button", name="Migrate now").click()

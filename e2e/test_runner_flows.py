@@ -190,8 +190,7 @@ def test_two_tabs_opened_at_once_make_one_session_and_report_the_same_outcome(
     assert sessions_of(live_server, user) == [("verified", False)]
     assert task_count(live_server, user) == (300, 300)
     booted = [
-        tab.evaluate("() => performance.getEntriesByType('resource').some((e) => e.name.endsWith('.wasm'))")
-        for tab in (first, second)
+        tab.evaluate("() => window.lsmigrate.memory().then((memory) => memory.booted)") for tab in (first, second)
     ]
     assert sorted(booted) == [False, True]  # only the tab that ran loaded Pyodide
 
@@ -279,7 +278,7 @@ def test_corrupt_json_is_reported_and_left_alone_while_the_other_stores_migrate(
     page.on("request", lambda request: requests.append(request.url))
     page.reload()
     page.wait_for_load_state("networkidle")
-    assert not [url for url in requests if url.endswith(".wasm") or url.endswith(".whl")]
+    assert not [url for url in requests if url.endswith((".wasm", ".whl", "worker.js", "runtime.js"))]
 
 
 def test_a_dry_run_reports_what_would_happen_and_changes_nothing(page: Page, live_server: LiveServer) -> None:
@@ -368,7 +367,7 @@ def test_a_title_cut_in_the_middle_of_an_emoji_and_a_key_named_so_do_not_block_t
     page.on("request", lambda request: requests.append(request.url))
     page.reload()
     page.wait_for_load_state("networkidle")
-    assert not [url for url in requests if url.endswith(".wasm") or url.endswith(".whl")]
+    assert not [url for url in requests if url.endswith((".wasm", ".whl", "worker.js", "runtime.js"))]
 
 
 def test_a_record_nested_as_deep_as_the_page_reads_with_a_nul_is_set_aside(page: Page, live_server: LiveServer) -> None:

@@ -47,6 +47,9 @@ if [ ! -f "$npm_stamp" ]; then
   touch "$npm_stamp"
 fi
 
+# The runtime's gzip and brotli copies: about 30 s once per Pyodide version, a stat per file when they are there.
+.venv/bin/python -m lsmigrate.server.runtime.precompress
+
 # The e2e tests load real state libraries (e2e/libraries/src/*.js) bundled by esbuild.
 if [ "$profile" = test ]; then
   sources=$(find e2e/libraries/src -name '*.js' | LC_ALL=C sort | xargs sha256sum)

@@ -53,6 +53,9 @@ DEFAULTS: dict[str, Any] = {
     # says the database elsewhere is a throwaway one too.
     "DEMO_ALLOW_REMOTE_DATABASE": False,
     "PYODIDE_DIR": None,  # None: node_modules/pyodide beside the checkout
+    # Where `python -m lsmigrate.server.runtime.precompress` writes the runtime's gzip and brotli copies and
+    # the server finds them; None: .lsmigrate-precompressed beside PYODIDE_DIR (in node_modules/).
+    "PYODIDE_PRECOMPRESSED_DIR": None,
     # The stores: "package.module:ATTRIBUTE" or a .json/.toml file (lsmigrate.shared.catalog);
     # None: the demo's with DEMO, else a start-up error.
     "STORES": None,
@@ -100,6 +103,8 @@ INTEGERS = (
     "SESSION_IDLE_SECONDS", "RETRY_AFTER_SECONDS",
 )  # fmt: skip
 NUMBERS = ("CACHE_RETRY_SECONDS",)
+#: Settings that are folders: a path, or None for the default.
+FOLDERS = ("PYODIDE_DIR", "PYODIDE_PRECOMPRESSED_DIR")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -129,12 +134,25 @@ def _strict_number(name: str, value: Any, kind: type) -> Any:
     return value
 
 
+def _strict_folder(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"LSMIGRATE_{name}: expected the path of a folder, found {value!r}")
+    return value
+
+
 def parse_settings(settings: MutableMapping[str, Any], prefix: str = "") -> None:
     """Parse the typed settings in place (`prefix`: "LSMIGRATE_" where they sit in a host's config);
     ValueError naming the setting, what was expected and what was found."""
     for name in BOOLEANS:
         if prefix + name in settings:
             settings[prefix + name] = strict_boolean(name, settings[prefix + name])
+    for name in FOLDERS:
+        if prefix + name in settings:
+            settings[prefix + name] = _strict_folder(name, settings[prefix + name])
     for names, kind in ((INTEGERS, int), (NUMBERS, float)):
         for name in names:
             if prefix + name in settings:
@@ -235,6 +253,16 @@ def resolve_settings(app: Flask, given: MutableMapping[str, Any] | None) -> Muta
     parse_settings(resolved)
     resolve_keys(resolved, demo=resolved["DEMO"])
     resolved["CORS_ORIGINS"] = cors_origins(resolved["CORS_ORIGINS"])
-    if not resolved["PYODIDE_DIR"]:
-        resolved["PYODIDE_DIR"] = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")
+    resolved["PYODIDE_DIR"], resolved["PYODIDE_PRECOMPRESSED_DIR"] = pyodide_folders(
+        resolved["PYODIDE_DIR"], resolved["PYODIDE_PRECOMPRESSED_DIR"]
+    )
     return resolved
+
+
+def pyodide_folders(pyodide_dir: str | None, precompressed_dir: str | None) -> tuple[str, str]:
+    """PYODIDE_DIR and PYODIDE_PRECOMPRESSED_DIR, each given or its default."""
+    if not pyodide_dir:
+        pyodide_dir = str(Path(__file__).resolve().parent.parent / "node_modules" / "pyodide")
+    if not precompressed_dir:
+        precompressed_dir = str(Path(pyodide_dir).parent / ".lsmigrate-precompressed")
+    return pyodide_dir, precompressed_dir

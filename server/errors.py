@@ -1,13 +1,14 @@
 """The API's errors and the one JSON envelope they are sent in.
 
     ApiError                        (the root: an error the API answers on purpose)
-     ├── BadRequest          400    invalid_json
+     ├── BadRequest          400    invalid_json, invalid_encoding
      ├── Unauthorized        401    missing_token, invalid_token, token_revoked
      ├── Forbidden           403    foreign_session
      ├── NotFound            404    unknown_session, unknown_conflict
      ├── Conflict            409    batch_mismatch, records_already_sent, manifest_mismatch, session_closed,
      │                              session_active, dry_run_mismatch, conflict_resolved, concurrent_write
-     ├── PayloadTooLarge     413    too_many_records
+     ├── PayloadTooLarge     413    request_too_large (a chunked or inflated body past the limit), too_many_records
+     ├── UnsupportedEncoding 415    unsupported_encoding
      ├── Unprocessable       422    invalid_request, digest_mismatch, unknown_store
      ├── ServiceUnavailable  503    database_unavailable
      └── SecretUnreadable    500    secret_unreadable (records.secrets: a stored secret no key decrypts)
@@ -72,6 +73,10 @@ class Conflict(ApiError):
 
 class PayloadTooLarge(ApiError):
     status, code = 413, "request_too_large"
+
+
+class UnsupportedEncoding(ApiError):
+    status, code = 415, "unsupported_encoding"
 
 
 class Unprocessable(ApiError):

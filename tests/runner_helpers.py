@@ -9,12 +9,12 @@ from typing import Any
 from flask.testing import FlaskClient
 
 from lsmigrate.browser.retries import Reply, Send
-from lsmigrate.browser.runner import Host, Options, run_migration
+from lsmigrate.browser.runner import DirectStorage, Host, Options, run_migration
 from lsmigrate.demo.stores import STORES
 
 
-class FakeLocalStorage:
-    """localStorage as a dict; `on_get` lets a test rewrite a key behind the runner's back."""
+class FakeLocalStorage(DirectStorage):
+    """localStorage as a dict, on the page's thread (always current; compare-and-set in one step)."""
 
     def __init__(self, items: dict[str, str]) -> None:
         self.items = dict(items)

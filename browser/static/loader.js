@@ -1,18 +1,28 @@
 /* lsmigrate loader: decides on page load whether there is anything to
- * migrate. If not, it downloads nothing more. Otherwise it boots Pyodide from
- * this server, installs the lsmigrate wheel and runs the migration, one tab
- * of the origin at a time.
+ * migrate. If not, it downloads nothing more (no worker, no request). Otherwise it
+ * boots Pyodide from this server in a dedicated Web Worker (worker.js), installs
+ * the lsmigrate wheel there and runs the migration, one tab of the origin at a
+ * time. The page's thread keeps only what must be done here: reading
+ * localStorage (in slices, yielding between them) for the worker, the
+ * compare-and-set cleanup, the marker, and relaying the worker's events to
+ * window. Where module workers are missing (or cannot start: a
+ * Content-Security-Policy without worker-src 'self', lsmigrate served from
+ * another origin), the same runtime (runtime.js) runs on this thread, and
+ * status() says so.
  *
  * <script src="/lsmigrate/loader.js" data-token="..." data-mode="auto|manual"
- *         data-api="/api/migration" data-batch-size="500"></script>
+ *         data-api="/api/migration" data-batch-size="500"
+ *         data-runtime="worker|main-thread"></script>
  *
- * Page API (window.lsmigrate): start({dryRun, batchSize}), status(),
+ * Page API (window.lsmigrate): start({dryRun, batchSize}), status() (with `runtime`: "worker" or
+ * "main-thread" once a run began, and `runtime_note`: why not the worker, when it is not),
  * backups() (each with `owner`: "you", "another_user" or "unknown"; of another's only its id and date),
  * restore(id, keys) and downloadBackup(id) (the signed-in user's own backups only), backupDays(),
- * restoreFromServer(keys), needsMigration(), memory(),
+ * restoreFromServer(keys), needsMigration(), memory() (a promise of {booted, wasm_bytes, runtime}),
  * api(method, path, body) (the migration API with this page's token),
  * finish() (once the last run's conflicts are resolved: verify again, clean up).
- * Performance marks: lsmigrate:boot, lsmigrate:booted (Pyodide, the wheels and the runner loaded).
+ * Performance marks (on the page's timeline, the worker's boot included): lsmigrate:boot, lsmigrate:booted
+ * (Pyodide, the wheels and the runner loaded).
  * Events on window: lsmigrate:progress, lsmigrate:conflict, lsmigrate:done,
  * lsmigrate:error (and lsmigrate:warning).
  *
@@ -48,9 +58,12 @@
     token: data.token || "",
     mode: data.mode || "auto",
     batchSize: Number(data.batchSize || 500),
+    runtime: data.runtime === "main-thread" ? "main-thread" : "worker",
   };
+  /* Characters of localStorage read for the worker between two pauses of the page's thread. */
+  const READ_SLICE = 1 << 20;
 
-  let current = { state: "idle", report: null };
+  let current = { state: "idle", report: null, runtime: null, runtime_note: null };
   let booting = null;
   let running = null;
   let pruning = Promise.resolve(); // the page load's pruning, which a run's own noting of the backups follows
@@ -137,18 +150,42 @@
       if (store.without && value && typeof value === "object" && !Array.isArray(value)) {
         value = Object.fromEntries(Object.entries(value).filter(([name]) => name !== store.without));
       }
-      parts[store.name] = value === undefined ? null : { count: countOf(store.shape, value), print: fingerprint(canonical(value)) };
+      parts[store.name] = value === undefined ? null : partOf(store.shape, value);
     }
     return parts;
   }
 
+  /* A store's part: how many records, and (computed when first asked: it walks the whole part) its print. */
+  function partOf(shape, value) {
+    let print = null;
+    return {
+      count: countOf(shape, value),
+      get print() {
+        print = print || fingerprint(canonical(value));
+        return print;
+      },
+    };
+  }
+
+  const decided = new Map(); // key -> {raw, marker, answer}: a page load asks twice of the same value
+
   /* True when a key holds records this origin has not migrated yet. */
   function holdsNew(key, raw, marker) {
+    const known = decided.get(key);
+    if (known && known.raw === raw && known.marker === JSON.stringify(marker)) return known.answer;
+    const answer = decideNew(key, raw, marker);
+    decided.set(key, { raw, marker: JSON.stringify(marker), answer });
+    return answer;
+  }
+
+  function decideNew(key, raw, marker) {
     if (marker && marker.left && marker.left[key] === fingerprint(raw)) return false;
     const parts = partsOf(key, raw);
     if (parts === null) return true;
     const migrated = (marker && marker.parts && marker.parts[key]) || {};
-    return Object.entries(parts).some(([store, part]) => part && part.count > 0 && part.print !== migrated[store]);
+    return Object.entries(parts).some(
+      ([store, part]) => part && part.count > 0 && (migrated[store] === undefined || part.print !== migrated[store]),
+    );
   }
 
   /* FNV-1a over the UTF-16 code units, and the length: tells a rewritten value from the one left behind. */
@@ -232,62 +269,188 @@
 
   const pause = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-  /* What the Python runner calls: promises of JSON text; errors as "Name: message". */
-  async function makeHost() {
-    const store = await backupsModule();
-    const plain = (promise) =>
-      promise.catch((error) => {
-        throw new Error(`${(error && error.name) || "Error"}: ${(error && error.message) || error}`);
-      });
+  /* For the worker: every key's name, and the migratable keys' values, read in slices. */
+  async function readStorage() {
+    const keys = [];
+    for (let i = 0; i < localStorage.length; i += 1) keys.push(localStorage.key(i));
+    const values = {};
+    let read = 0;
+    for (const key of keys) {
+      if (!isMigratable(key)) continue;
+      const value = localStorage.getItem(key);
+      if (value === null) continue;
+      values[key] = value;
+      read += value.length;
+      if (read >= READ_SLICE) {
+        read = 0;
+        await pause();
+      }
+    }
+    return { keys, values };
+  }
+
+  /* For the worker: write `value` (null: delete the key) only while it holds `expected`, in one task. */
+  function swap(key, expected, value) {
+    const found = localStorage.getItem(key);
+    if (found === null) return "gone";
+    if (found !== expected) return "rewritten";
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+    return "held";
+  }
+
+  /* Why the worker cannot be used on this page, or null. */
+  function workerUnavailable() {
+    if (typeof Worker !== "function") return "this browser has no Web Workers";
+    if (new URL(CONFIG.static, location.href).origin !== location.origin) {
+      return "lsmigrate's scripts come from another origin, and a worker's script must be this page's";
+    }
+    return null;
+  }
+
+  /* Pyodide in a dedicated module worker; its `booted` rejects when the worker cannot start. */
+  function workerEngine() {
+    let module = false;
+    const options = { get type() { module = true; return "module"; } };
+    const worker = new Worker(CONFIG.static + "worker.js", options);
+    const calls = new Map();
+    let nextCall = 1;
+    let started;
+    let refused;
+    const booted = new Promise((resolve, reject) => { started = resolve; refused = reject; });
+    const fail = (error) => {
+      refused(error);
+      for (const pending of calls.values()) pending.reject(error);
+      calls.clear();
+    };
+    if (!module) {
+      worker.terminate();
+      fail(new Error("this browser has no module workers"));
+    }
+    worker.addEventListener("message", (event) => {
+      const message = event.data || {};
+      if (message.type === "booted") {
+        performance.mark("lsmigrate:booted");
+        started();
+      } else if (message.type === "boot_failed") {
+        fail(new Error(message.message));
+      } else if (message.type === "event") {
+        emit(message.name, JSON.parse(message.detail));
+      } else if (message.type === "ask") {
+        answer(worker, message);
+      } else if (message.type === "result") {
+        const pending = calls.get(message.id);
+        calls.delete(message.id);
+        if (pending && "error" in message) pending.reject(new Error(message.error));
+        else if (pending) pending.resolve(message.value);
+      }
+    });
+    worker.addEventListener("error", (event) => {
+      event.preventDefault();
+      fail(new Error(event.message || "the worker could not start"));
+    });
+    const tell = () => worker.postMessage({ type: "online", value: navigator.onLine });
+    window.addEventListener("online", tell);
+    window.addEventListener("offline", tell);
+    tell();
+    performance.mark("lsmigrate:boot");
+    worker.postMessage({ type: "boot", config: CONFIG });
+    const call = (name, ...args) =>
+      booted.then(() => new Promise((resolve, reject) => {
+        const id = nextCall;
+        nextCall += 1;
+        calls.set(id, { resolve, reject });
+        worker.postMessage({ type: "call", id, name, args });
+      }));
     return {
-      saveBackup: (values, meta) =>
-        plain(pause().then(() => store.saveBackup(JSON.parse(values), JSON.parse(meta))).then(JSON.stringify)),
-      backupValues: (id) => plain(store.backupValues(id).then((values) => JSON.stringify(values))),
-      loadCheckpoint: () => store.loadCheckpoint().then((checkpoint) => JSON.stringify(checkpoint || null), () => "null"),
-      saveCheckpoint: (text) => plain(store.saveCheckpoint(JSON.parse(text))),
-      clearCheckpoint: () => plain(store.clearCheckpoint()),
-      untilOnline: () =>
-        navigator.onLine
-          ? Promise.resolve()
-          : new Promise((resolve) => window.addEventListener("online", () => resolve(), { once: true })),
+      kind: "worker",
+      booted,
+      run: (options) => call("run", options),
+      finish: (options, report) => call("finish", options, report),
+      memory: () => call("memory"),
+      stop: () => worker.terminate(),
     };
   }
 
-  let runtime = null;
-
-  async function loadRuntime() {
-    performance.mark("lsmigrate:boot");
-    const { loadPyodide } = await import(CONFIG.pyodide + "pyodide.mjs");
-    const pyodide = await loadPyodide({ indexURL: CONFIG.pyodide });
-    await pyodide.loadPackage(CONFIG.wheels);
-    const page = pyodide.pyimport(CONFIG.module); // the runner and the shared code, imported once
-    performance.mark("lsmigrate:booted");
-    runtime = pyodide;
-    return page;
+  async function answer(worker, message) {
+    try {
+      const value = message.op === "readStorage" ? await readStorage() : swap(...message.args);
+      worker.postMessage({ type: "answer", id: message.id, value });
+    } catch (error) {
+      worker.postMessage({ type: "answer", id: message.id, error: `${(error && error.name) || "Error"}: ${(error && error.message) || error}` });
+    }
   }
 
-  /* Diagnostics for benchmarks: whether Pyodide is up, and the size of its WebAssembly memory. */
-  function memory() {
-    const heap = runtime && runtime._module && runtime._module.HEAPU8;
-    return { booted: Boolean(runtime), wasm_bytes: heap ? heap.byteLength : 0 };
+  /* Pyodide on the page's own thread: the fallback, and the way it ran before the worker. */
+  async function mainThreadEngine() {
+    performance.mark("lsmigrate:boot");
+    const runtime = await import(CONFIG.static + "runtime.js");
+    const python = await runtime.bootPython(CONFIG);
+    performance.mark("lsmigrate:booted");
+    const host = runtime.makeHost();
+    const forward = (name, detail) => emit(name, JSON.parse(detail));
+    return {
+      kind: "main-thread",
+      run: (options) => python.page.run(options, forward, host),
+      finish: (options, report) => python.page.finish(options, report, forward, host),
+      memory: async () => ({ booted: true, wasm_bytes: runtime.wasmBytes(python) }),
+    };
+  }
+
+  let engine = null; // the runtime, once booted
+  let engineNote = null; // why it is not the worker, when it is not
+  let choosing = null;
+
+  async function chooseEngine() {
+    if (defaults.runtime === "worker") {
+      engineNote = workerUnavailable();
+      if (engineNote === null) {
+        let made = null;
+        try {
+          made = workerEngine();
+          await made.booted;
+          return made;
+        } catch (error) {
+          if (made) made.stop();
+          engineNote = `the worker could not start: ${error.message}`;
+          console.warn(`lsmigrate: ${engineNote}; running on the page's thread`);
+        }
+      }
+    } else {
+      engineNote = "asked for (data-runtime)";
+    }
+    return mainThreadEngine();
   }
 
   function boot() {
-    booting = booting || loadRuntime();
-    return booting;
+    choosing = choosing || chooseEngine().then((made) => { engine = made; return made; });
+    choosing.catch(() => { choosing = null; }); // a failed boot is tried again by the next run
+    return choosing;
+  }
+
+  /* Diagnostics for benchmarks: whether Pyodide is up, the size of its WebAssembly memory, and where it runs. */
+  async function memory() {
+    if (!engine) return { booted: false, wasm_bytes: 0, runtime: null };
+    return { ...(await engine.memory()), runtime: engine.kind };
+  }
+
+  /* What the runner is told besides the options: the stores, and how it reaches localStorage. */
+  function runnerOptions(options, made) {
+    const worker = made.kind === "worker";
+    return { ...options, stores: CONFIG.stores, storage: worker ? "host" : "page", compress: worker };
   }
 
   async function migrate(options) {
     emit("lsmigrate:progress", { phase: "boot", done: 0, total: 0 });
     let report;
     try {
-      const [page, host] = await Promise.all([boot(), makeHost()]);
-      const forward = (name, detail) => emit(name, JSON.parse(detail));
+      const made = await boot();
+      current.runtime = made.kind;
+      current.runtime_note = engineNote;
       // Keys holding nothing new stay out of the run: the server keeps the copy that held their records.
       const marker = readMarker();
       const settledKeys = migratableKeys().filter((key) => !holdsNew(key, localStorage.getItem(key), marker));
-      const given = JSON.stringify({ ...options, stores: CONFIG.stores, settledKeys });
-      report = JSON.parse(await page.run(given, forward, host));
+      report = JSON.parse(await made.run(JSON.stringify({ ...runnerOptions(options, made), settledKeys })));
     } catch (error) {
       console.error("lsmigrate:", error);
       report = { state: "failed", error: { code: "runtime_error", message: String(error) } };
@@ -302,7 +465,7 @@
   }
 
   function settle(report) {
-    current = { state: report.state === "done" ? "done" : "failed", report };
+    current = { ...current, state: report.state === "done" ? "done" : "failed", report };
     emit(current.state === "done" ? "lsmigrate:done" : "lsmigrate:error", report);
     return report;
   }
@@ -329,7 +492,7 @@
    * held the lock meanwhile: heard on the channel (which cuts the wait short), or read from
    * IndexedDB once it has the lock (a message may arrive after the lock is released). */
   async function runOnce(options) {
-    current = { state: "running", report: null };
+    current = { ...current, state: "running", report: null };
     if (!(navigator.locks && channel)) return settle(await migrate(options));
     const since = Date.now();
     const waiting = new AbortController();
@@ -403,10 +566,9 @@
   async function finish() {
     const report = current.report;
     if (!report || !report.session_id || !report.manifest || report.dry_run) return report;
-    const [page, host] = await Promise.all([boot(), makeHost()]);
-    const forward = (name, detail) => emit(name, JSON.parse(detail));
-    const options = JSON.stringify({ ...defaults, stores: CONFIG.stores });
-    const finished = JSON.parse(await page.finish(options, JSON.stringify(report), forward, host));
+    const made = await boot();
+    const options = JSON.stringify(runnerOptions(defaults, made));
+    const finished = JSON.parse(await made.finish(options, JSON.stringify(report)));
     if (finished.state === "failed") return settle(finished);
     writeMarker(finished);
     return settle(finished);

@@ -32,12 +32,14 @@ from lsmigrate.shared.protocol import (
 )
 
 _ERRORS = {
-    400: "The body is not JSON, or an object in it names a member twice (invalid_json).",
+    400: "The body is not JSON, or an object in it names a member twice (invalid_json), or it is gzip that does not "
+    "inflate (invalid_encoding).",
     401: "No valid bearer token (missing_token, invalid_token, token_revoked).",
     403: "The session belongs to another user (foreign_session).",
     404: "No such session or conflict (unknown_session, unknown_conflict, not_found).",
     409: "The request conflicts with the session's state; the code says how.",
-    413: "The body or the batch is too large (request_too_large, too_many_records).",
+    413: "The body, as sent or once decompressed, or the batch is too large (request_too_large, too_many_records).",
+    415: "The body's Content-Encoding is neither gzip (x-gzip) nor identity (unsupported_encoding).",
     422: "The body does not match the protocol (invalid_request, digest_mismatch, unknown_store).",
     429: "Too many requests (rate_limited); see Retry-After.",
     500: "A stored secret no configured key decrypts (secret_unreadable): an encryption key the operator dropped "
@@ -45,9 +47,16 @@ _ERRORS = {
     503: "The database cannot be reached (database_unavailable); send again after Retry-After.",
 }
 _ALWAYS = (401, 429, 503)
-_WITH_BODY = (400, 413, 422)
+_WITH_BODY = (400, 413, 415, 422)
 _IN_SESSION = (403, 404)
 _SECRETS = (500,)  # operations that decrypt a stored secret
+
+#: What every request body may be besides plain JSON.
+_BODY = (
+    "JSON, as it is or gzip-compressed with `Content-Encoding: gzip` (the body limit, `max_body_bytes`, applies "
+    "to the compressed body as sent and again to the JSON once decompressed; a body that inflates past it is "
+    "refused while it inflates)."
+)
 
 _PARAMETERS = {
     "sid": {"type": "string", "format": "uuid"},
@@ -196,6 +205,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.body is not None:
         described["requestBody"] = {
             "required": True,
+            "description": _BODY,
             "content": {"application/json": {"schema": op.body.__name__}},
         }
     return described

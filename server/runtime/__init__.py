@@ -1,23 +1,30 @@
 """What the page loads from this server: the loader, Pyodide, and the wheels (built by `wheels`).
 
 Pyodide comes from the pinned npm package under a versioned path so it can
-be cached for good; `.wasm` goes out as application/wasm so the browser can
-compile it while it streams.
+be cached for good, as brotli or gzip copies built at install time
+(`precompressed`) when the request accepts them (`negotiation`); `.wasm` goes
+out as application/wasm, whatever its coding, so the browser can compile it
+while it streams. The loader and the static scripts are gzip-compressed on
+the fly, once per distinct body.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cache
+import mimetypes
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, send_from_directory
+from flask import Response, current_app
 from flask import url_for as flask_url_for
+from werkzeug.security import safe_join
 
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.extension import current_lsmigrate, settings
+from lsmigrate.server.runtime.negotiation import encoded_response, send_copy
+from lsmigrate.server.runtime.precompressed import PYODIDE_FILES, copies, pyodide_version
 from lsmigrate.server.runtime.wheels import Wheel, browser_wheels, stores_wheel
 from lsmigrate.shared.catalog import module_reference
 from lsmigrate.shared.protocol import OUTCOMES
@@ -28,12 +35,6 @@ _PAGE = "lsmigrate_page"
 STATIC_DIR = Path(__file__).resolve().parents[2] / "browser" / "static"
 _MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
 _YEAR = 365 * 24 * 3600
-
-
-@cache
-def _pyodide_version(pyodide_dir: str) -> str:
-    package = json.loads((Path(pyodide_dir) / "package.json").read_text())
-    return str(package["version"])
 
 
 def _page() -> tuple[dict[str, Wheel], dict[str, str]]:
@@ -56,7 +57,7 @@ def _wheels() -> dict[str, Wheel]:
 
 def loader_config() -> dict[str, Any]:
     """What the loader needs to know before it downloads anything."""
-    version = _pyodide_version(settings()["PYODIDE_DIR"])
+    version = pyodide_version(settings()["PYODIDE_DIR"])
     # A page on another origin (CORS_ORIGINS) must be given this server's URLs in full.
     external = bool(settings()["CORS_ORIGINS"])
 
@@ -83,29 +84,22 @@ def loader_script() -> Response:
     """The loader, with the store keys and runtime URLs filled in."""
     source = (STATIC_DIR / "loader.js").read_text()
     body = source.replace("__LSMIGRATE_CONFIG__", json.dumps(loader_config()))
-    response = Response(body, mimetype="text/javascript")
-    response.headers["Cache-Control"] = "no-cache"
-    return response
-
-
-#: The files of the Pyodide npm package the page's runtime loads; nothing else of the package is served (its
-#: console.html, a REPL that would load jQuery from a CDN into the app's origin, least of all).
-PYODIDE_FILES = frozenset(
-    {"pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
-     "pyodide-lock.json"}
-)  # fmt: skip
+    return encoded_response(body.encode("utf-8"), "text/javascript", "no-cache")
 
 
 @bp.get("/pyodide/<version>/<path:filename>")
 def pyodide_file(version: str, filename: str) -> Response:
-    """A file of the pinned Pyodide runtime."""
+    """A file of the pinned Pyodide runtime (one of `PYODIDE_FILES`), in the coding the request accepts best."""
     pyodide_dir = settings()["PYODIDE_DIR"]
-    if version != _pyodide_version(pyodide_dir):
+    if version != pyodide_version(pyodide_dir):
         raise NotFound(f"Pyodide {version} is not served here.")
     if filename not in PYODIDE_FILES:
         raise NotFound(f"{filename} is not a file of the runtime lsmigrate serves.")
-    mimetype = _MIMETYPES.get(Path(filename).suffix)
-    return send_from_directory(pyodide_dir, filename, mimetype=mimetype, max_age=_YEAR)
+    try:
+        found = copies(pyodide_dir, settings()["PYODIDE_PRECOMPRESSED_DIR"], filename)
+    except FileNotFoundError as error:  # allowed, but not in this version of the package
+        raise NotFound(f"{filename} is not in Pyodide {version}.") from error
+    return send_copy(found, filename, _MIMETYPES.get(Path(filename).suffix))
 
 
 @bp.get("/wheels/<content_hash>/<filename>")
@@ -119,7 +113,18 @@ def wheel_file(content_hash: str, filename: str) -> Response:
     return response
 
 
+@lru_cache(maxsize=64)
+def _static_bytes(path: str, size: int, mtime_ns: int) -> bytes:
+    """A static file's bytes as they were at this size and mtime (read again when it changes)."""
+    return Path(path).read_bytes()
+
+
 @bp.get("/static/<path:filename>")
 def static_file(filename: str) -> Response:
-    """The panel's and the demo's scripts and styles."""
-    return send_from_directory(STATIC_DIR, filename, mimetype=_MIMETYPES.get(Path(filename).suffix))
+    """The panel's, the worker's and the demo's scripts and styles, gzip-compressed when accepted."""
+    path = safe_join(str(STATIC_DIR), filename)
+    if path is None or not Path(path).is_file():
+        raise NotFound(f"No static file {filename}.")
+    stat = Path(path).stat()
+    mimetype = _MIMETYPES.get(Path(filename).suffix) or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    return encoded_response(_static_bytes(path, stat.st_size, stat.st_mtime_ns), mimetype, "no-cache")

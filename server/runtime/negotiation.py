@@ -1,0 +1,108 @@
+"""Which content coding a response goes out in (Accept-Encoding), and the responses that vary by it.
+
+The runtime's files are sent from the copies built at install time (`precompressed`); the loader and the
+static scripts, a few KB each, are gzip-compressed here, once per distinct body. Every such response carries
+`Vary: Accept-Encoding` and a strong ETag of its own representation, and answers a matching If-None-Match
+with 304.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterable
+from functools import lru_cache
+
+from flask import Response, request, send_file
+
+from lsmigrate.server.runtime.precompressed import Copy
+
+#: Codings in the order lsmigrate prefers them among those a client accepts equally.
+PREFERENCE = ("br", "gzip", "identity")
+#: RFC 9110 §8.4.1.3: a recipient takes x-gzip for gzip.
+_ALIASES = {"x-gzip": "gzip"}
+#: The weight of identity when the header neither names it nor has "*": acceptable, chosen last.
+_IMPLIED_IDENTITY = 0.0001
+#: Bodies shorter than this are sent as they are: gzip's 20 bytes of framing would eat the gain.
+_MIN_GZIP = 1024
+_YEAR = 365 * 24 * 3600
+
+
+def _weights(header: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for element in header.split(","):
+        coding, *parameters = (part.strip() for part in element.split(";"))
+        if not coding:
+            continue
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0  # a q that is no number accepts nothing rather than everything
+        coding = coding.lower()
+        coding = _ALIASES.get(coding, coding)
+        weights[coding] = max(weight, weights.get(coding, 0.0))
+    return weights
+
+
+def choose_coding(header: str | None, available: Iterable[str]) -> str:
+    """The coding to send among `available`: the one the Accept-Encoding `header` weighs most (q), br before
+    gzip before identity on a tie; identity when there is no header or it accepts none of them (RFC 9110
+    §12.5.3 lets a server send identity then rather than a 406)."""
+    if header is None:
+        return "identity"
+    weights = _weights(header)
+    implied = weights.get("*", _IMPLIED_IDENTITY)
+
+    def weight(coding: str) -> float:
+        if coding in weights:
+            return weights[coding]
+        return implied if coding == "identity" else weights.get("*", 0.0)
+
+    accepted = [coding for coding in PREFERENCE if coding in set(available) and weight(coding) > 0]
+    if not accepted:
+        return "identity"
+    return max(accepted, key=lambda coding: (weight(coding), -PREFERENCE.index(coding)))
+
+
+def send_copy(copies: dict[str, Copy], filename: str, mimetype: str | None) -> Response:
+    """One of a runtime file's copies, chosen by Accept-Encoding, cached for good (its URL names the version)."""
+    copy = copies[choose_coding(request.headers.get("Accept-Encoding"), copies)]
+    # The name is the file's own (so the type is guessed from it), not the copy's FILE.br.
+    response = send_file(
+        copy.path, mimetype=mimetype, download_name=filename, conditional=True, etag=copy.etag, max_age=_YEAR
+    )
+    if copy.coding != "identity":
+        response.headers["Content-Encoding"] = copy.coding
+    response.vary.add("Accept-Encoding")
+    response.cache_control.immutable = True
+    return response
+
+
+@lru_cache(maxsize=64)
+def _gzipped(body: bytes) -> tuple[bytes, str]:
+    data = gzip.compress(body, compresslevel=9, mtime=0)
+    return data, hashlib.sha256(data).hexdigest()[:32]
+
+
+def encoded_response(body: bytes, mimetype: str, cache_control: str) -> Response:
+    """`body` as a response, gzip-compressed when the request accepts it, with a strong ETag per
+    representation; 304 when If-None-Match names it."""
+    coding = "identity"
+    if len(body) >= _MIN_GZIP:
+        coding = choose_coding(request.headers.get("Accept-Encoding"), ("gzip", "identity"))
+    if coding == "gzip":
+        data, etag = _gzipped(body)
+        response = Response(data, mimetype=mimetype)
+        response.headers["Content-Encoding"] = "gzip"
+    else:
+        response = Response(body, mimetype=mimetype)
+        etag = hashlib.sha256(body).hexdigest()[:32]
+    response.headers["Cache-Control"] = cache_control
+    response.vary.add("Accept-Encoding")
+    response.set_etag(etag)
+    response.make_conditional(request)  # to 304 in place when If-None-Match names the etag
+    return response
