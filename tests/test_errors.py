@@ -43,6 +43,11 @@ def test_every_error_code_comes_from_a_real_request(app, client, auth, postgres,
     sid = open_session(client, alice, "tab-1")
     batch = f"{API}/sessions/{sid}/batches"
     expect(client.put(f"{batch}/0", data=b"{not json", headers=alice), 400, "invalid_json")
+    gzip_said = {**alice, "Content-Encoding": "gzip"}
+    expect(client.put(f"{batch}/0", data=b"not gzip", headers=gzip_said), 400, "invalid_encoding")
+    expect(
+        client.put(f"{batch}/0", data=b"{}", headers={**alice, "Content-Encoding": "br"}), 415, "unsupported_encoding"
+    )
     expect(client.post(f"{API}/sessions", json={}), 401, "missing_token")
     expect(client.post(f"{API}/sessions", json={}, headers={"Authorization": "Bearer x"}), 401, "invalid_token")
     expect(put(client, bob, sid, 0, batch_body("task-store", TASKS)), 403, "foreign_session")
