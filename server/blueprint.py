@@ -71,6 +71,9 @@ def guard(parent: Blueprint) -> None:
 
     parent.before_request(_preflight)
     parent.before_request(_limit_body)
+    from lsmigrate.server.runtime.negotiation import compress_answer
+
+    parent.after_request(compress_answer)
     parent.after_request(_cors)
     parent.after_request(_security_headers)
     register_error_handlers(parent)

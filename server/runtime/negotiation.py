@@ -3,7 +3,8 @@
 The runtime's files are sent from the copies built at install time (`precompressed`); the loader and the
 static scripts, a few KB each, are gzip-compressed here, once per distinct body. Every such response carries
 `Vary: Accept-Encoding` and a strong ETag of its own representation, and answers a matching If-None-Match
-with 304.
+with 304. The API's JSON answers of a KB or more (a batch's per-record results: 140 KB for 1,000 records)
+are gzip-compressed as they go (`compress_answer`, level 5: about a millisecond for such a batch).
 """
 
 from __future__ import annotations
@@ -105,4 +106,23 @@ def encoded_response(body: bytes, mimetype: str, cache_control: str) -> Response
     response.vary.add("Accept-Encoding")
     response.set_etag(etag)
     response.make_conditional(request)  # to 304 in place when If-None-Match names the etag
+    return response
+
+
+#: gzip's level for the API's answers: made once each, so fast (level 5: a batch's 140 KB in about a millisecond).
+_ANSWER_LEVEL = 5
+
+
+def compress_answer(response: Response) -> Response:
+    """A JSON answer of _MIN_GZIP bytes or more, gzip-compressed when the request accepts it (Vary says so)."""
+    if response.mimetype != "application/json" or response.direct_passthrough or "Content-Encoding" in response.headers:
+        return response
+    body = response.get_data()
+    if len(body) < _MIN_GZIP:
+        return response
+    response.vary.add("Accept-Encoding")
+    if choose_coding(request.headers.get("Accept-Encoding"), ("gzip", "identity")) != "gzip":
+        return response
+    response.set_data(gzip.compress(body, compresslevel=_ANSWER_LEVEL, mtime=0))
+    response.headers["Content-Encoding"] = "gzip"
     return response
