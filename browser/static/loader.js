@@ -60,6 +60,9 @@
     batchSize: Number(data.batchSize || 500),
     runtime: data.runtime === "main-thread" ? "main-thread" : "worker",
   };
+  if (data.runtime && !["worker", "main-thread"].includes(data.runtime)) {
+    console.warn(`lsmigrate: data-runtime="${data.runtime}" is not "worker" or "main-thread": the worker runs`);
+  }
   /* Characters of localStorage read for the worker between two pauses of the page's thread. */
   const READ_SLICE = 1 << 20;
 

@@ -23,7 +23,7 @@ from werkzeug.security import safe_join
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.extension import current_lsmigrate, settings
-from lsmigrate.server.runtime.negotiation import encoded_response, send_copy
+from lsmigrate.server.runtime.negotiation import YEAR, encoded_response, send_copy
 from lsmigrate.server.runtime.precompressed import PYODIDE_FILES, copies, pyodide_version
 from lsmigrate.server.runtime.wheels import Wheel, browser_wheels, stores_wheel
 from lsmigrate.shared.catalog import module_reference
@@ -34,7 +34,6 @@ _PAGE = "lsmigrate_page"
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "browser" / "static"
 _MIMETYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript"}
-_YEAR = 365 * 24 * 3600
 
 
 def _page() -> tuple[dict[str, Wheel], dict[str, str]]:
@@ -109,7 +108,7 @@ def wheel_file(content_hash: str, filename: str) -> Response:
     if wheel is None or wheel.content_hash != content_hash:
         raise NotFound(f"No wheel {filename} with hash {content_hash}.")
     response = Response(wheel.content, mimetype="application/zip")
-    response.headers["Cache-Control"] = f"public, max-age={_YEAR}, immutable"
+    response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
     return response
 
 

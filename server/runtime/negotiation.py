@@ -26,7 +26,8 @@ _ALIASES = {"x-gzip": "gzip"}
 _IMPLIED_IDENTITY = 0.0001
 #: Bodies shorter than this are sent as they are: gzip's 20 bytes of framing would eat the gain.
 _MIN_GZIP = 1024
-_YEAR = 365 * 24 * 3600
+#: How long what a versioned URL names may be cached: for good.
+YEAR = 365 * 24 * 3600
 
 
 def _weights(header: str) -> dict[str, float]:
@@ -74,7 +75,7 @@ def send_copy(copies: dict[str, Copy], filename: str, mimetype: str | None) -> R
     copy = copies[choose_coding(request.headers.get("Accept-Encoding"), copies)]
     # The name is the file's own (so the type is guessed from it), not the copy's FILE.br.
     response = send_file(
-        copy.path, mimetype=mimetype, download_name=filename, conditional=True, etag=copy.etag, max_age=_YEAR
+        copy.path, mimetype=mimetype, download_name=filename, conditional=True, etag=copy.etag, max_age=YEAR
     )
     if copy.coding != "identity":
         response.headers["Content-Encoding"] = copy.coding
