@@ -46,6 +46,7 @@ from marshmallow import ValidationError
 
 from lsmigrate.browser.progress import Emit, Progress
 from lsmigrate.browser.retries import NetworkError, Pacing, Reply, RetryPolicy, Send, send_with_retries
+from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.envelopes import SourceError
 from lsmigrate.shared.keys import DELETE, STRIP, SplitKey, split_key, strip_edits, strip_text
 from lsmigrate.shared.protocol import OUTCOMES, BatchRequest
@@ -54,8 +55,9 @@ from lsmigrate.shared.stores import OWN_KEY_PREFIX, StoreCatalog, StoreSpec
 OUTCOME_COUNTS = OUTCOMES
 #: The protocol's rule for a key's name, as the server applies it to every batch.
 _KEY_NAME = BatchRequest().fields["key"]
-#: Records mapped between two pauses: 30 to 50 ms in Pyodide for compact tasks (each pause costs a few ms).
-MAP_SLICE = 2000
+#: Records mapped between two pauses: about 20 ms in Pyodide for compact tasks (each pause costs a few ms), so the
+#: backup, written meanwhile, gets a turn of the event loop every 20 ms.
+MAP_SLICE = 500
 
 
 class Storage(Protocol):
@@ -504,16 +506,24 @@ async def _run_round(
 ) -> list[str]:
     """Map, back up, upload, verify and clean up one round; returns the keys the app rewrote meanwhile."""
     plan.checkpoint["user_digest"] = options.user_digest  # a checkpoint saved before they named their user too
-    await _map(host, progress, plan.sources, report)
-    if options.dry_run:
+    # The backup (the host's: IndexedDB, compression) is written while the records are validated; it is done,
+    # and checked, before anything is uploaded.
+    backing_up = None if options.dry_run or plan.resumed else asyncio.ensure_future(_back_up(host, plan, report))
+    try:
+        await _map(host, progress, plan.sources, report)
+    except BaseException:
+        if backing_up is not None:
+            backing_up.cancel()
+        raise
+    if backing_up is not None:
+        progress.start("backup", 1)
+        await backing_up
+        progress.advance(1)
+    elif options.dry_run:
         progress.start("backup", 0)
-    elif plan.resumed:
+    else:
         report["backup_id"] = plan.checkpoint["backup_id"]
         progress.start("backup", 1, 1)
-    else:
-        progress.start("backup", 1)
-        await _back_up(host, plan, report)
-        progress.advance(1)
 
     server = _Server(host, options, progress)
     session = await server.open(plan, options.dry_run)
@@ -611,15 +621,8 @@ async def _upload(
     progress.start("upload", total, skipped)
 
     def send(seq: int, source: _Source, offset: int) -> asyncio.Task[Any]:
-        body = {
-            "key": source.key,
-            "store": source.spec.name,
-            "offset": source.offset + offset,
-            "records": source.records[offset : offset + batch_size],
-            "digests": source.digests[offset : offset + batch_size],
-        }
         path = f"/sessions/{session['session_id']}/batches/{seq}"
-        return asyncio.ensure_future(server.call("PUT", path, body, plan=plan))
+        return asyncio.ensure_future(_put_batch(server, path, plan, source, offset, batch_size))
 
     in_flight = send(*todo[0]) if todo else None
     try:
@@ -634,6 +637,29 @@ async def _upload(
     finally:
         if in_flight is not None and not in_flight.done():
             in_flight.cancel()  # the run is failing; a batch the server took anyway is in its list on resume
+
+
+async def _put_batch(server: _Server, path: str, plan: _Round, source: _Source, offset: int, size: int) -> Any:
+    """PUT one batch with one digest for its records (a 64-hex digest per record would be a third of the
+    compressed body); when the server finds they differ, again with one per record, which the server answers
+    with the indexes that differ."""
+    digests = source.digests[offset : offset + size]
+    body = {
+        "key": source.key,
+        "store": source.spec.name,
+        "offset": source.offset + offset,
+        "records": source.records[offset : offset + size],
+        "records_digest": manifest_digest(digests),
+    }
+    try:
+        return await server.call("PUT", path, body, plan=plan)
+    except MigrationFailed as error:
+        located = isinstance(error.details, dict) and error.details.get("indexes") is not None
+        if error.code != "digest_mismatch" or located:
+            raise
+    del body["records_digest"]
+    body["digests"] = digests
+    return await server.call("PUT", path, body, plan=plan)
 
 
 async def _acknowledged(

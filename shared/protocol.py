@@ -6,7 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 PROTOCOL_VERSION = 1
 
@@ -118,7 +118,15 @@ class BatchRequest(Schema):
     #: The records' position among the key's records (the stores of a key in catalog order).
     offset = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=MAX_INDEX))
     records = _Records(required=True)
-    digests = _Digests(required=True)
+    #: One sha256 per record, in order: what a page sends to learn which records' digests differ.
+    digests = _Digests(load_default=None)
+    #: Or one for the batch: the records' digests as a key's manifest digests them (`manifest_digest`).
+    records_digest = fields.String(load_default=None, validate=_HEX_DIGEST)
+
+    @validates_schema
+    def _one_digest(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if (data.get("digests") is None) == (data.get("records_digest") is None):
+            raise ValidationError("send either digests (one per record) or records_digest (one for the batch)")
 
 
 class RemainderRequest(Schema):

@@ -17,6 +17,7 @@ from lsmigrate.server import create_app
 from lsmigrate.server.api.auth import issue_token
 from lsmigrate.server.db import db
 from lsmigrate.server.extension import current_lsmigrate
+from lsmigrate.shared.canonical import manifest_digest
 from tests.fixtures_services import RedisServer
 from tests.migration_helpers import (
     ALL_TABLES,
@@ -372,6 +373,52 @@ def test_bad_batches_get_their_error_code_and_write_nothing(client, auth, postgr
     response = client.put(f"{API}/sessions/{sid}/batches/0", data=body, headers=headers)
     assert response.status_code == status
     assert response.json["error"]["code"] == code
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
+
+
+def test_a_batch_may_carry_one_digest_for_its_records_instead_of_one_per_record(client, auth, postgres) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    per_record = batch_body("task-store", TASKS)
+    body = {key: value for key, value in per_record.items() if key != "digests"}
+    body["records_digest"] = manifest_digest(per_record["digests"])
+    response = put(client, headers, sid, 0, body)
+    assert response.status_code == 200, response.json
+    assert [result["outcome"] for result in response.json["results"]] == ["inserted"] * 3
+    assert complete(client, headers, sid, {"task-store": TASKS}).json["deletable_keys"] == ["task-store"]
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(3,)]
+
+
+def test_a_batch_whose_records_differ_from_its_one_digest_is_refused_without_indexes(client, auth, postgres) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    digests = batch_body("task-store", TASKS)["digests"]
+    changed = [TASKS[0] | {"title": "Changed on the way"}, *TASKS[1:]]
+    body = {"key": "task-store", "offset": 0, "records": changed, "records_digest": manifest_digest(digests)}
+    response = put(client, headers, sid, 0, body)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "digest_mismatch"
+    assert response.json["error"]["details"] == {"indexes": None}
+    located = put(client, headers, sid, 0, {**batch_body("task-store", changed), "digests": digests})
+    assert located.status_code == 422
+    assert located.json["error"]["details"] == {"indexes": [0]}
+    assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
+    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(0,)]
+
+
+@pytest.mark.parametrize("digests", ["both", "neither"])
+def test_a_batch_carries_exactly_one_kind_of_digest(client, auth, postgres, digests) -> None:
+    headers = auth("alice")
+    sid = open_session(client, headers)
+    body = batch_body("task-store", TASKS)
+    if digests == "both":
+        body["records_digest"] = manifest_digest(body["digests"])
+    else:
+        del body["digests"]
+    response = put(client, headers, sid, 0, body)
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "invalid_request"
+    assert "records_digest" in json.dumps(response.json["error"]["details"])
     assert db_rows(postgres, "SELECT count(*) FROM migration_ledger") == [(0,)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from lsmigrate.browser.progress import PHASES
 from lsmigrate.browser.retries import NetworkError, Reply, RetryPolicy, Send
 from lsmigrate.server.api.migration import user_digest
+from lsmigrate.shared.canonical import digest, manifest_digest
 from tests.migration_helpers import db_rows
 from tests.runner_helpers import FakeLocalStorage, FakePacing, MemoryBackups, client_sender, run, zustand
 
@@ -453,6 +455,92 @@ def test_a_422_is_not_retried_and_fails_the_run_with_its_code(client, auth) -> N
     assert pacing.sleeps == []
     assert storage.items == {"task-store": raw}
     assert backups.checkpoint is not None  # the next run resumes
+
+
+class Sent:
+    """A send that keeps every PUT body it passes on; with `tamper`, the first record of each batch body is
+    changed on the way (what the page digested is not what the server reads)."""
+
+    def __init__(self, send: Send, tamper: bool = False) -> None:
+        self.send = send
+        self.tamper = tamper
+        self.batches: list[dict[str, Any]] = []
+
+    async def __call__(self, method: str, path: str, body: Any) -> Reply:
+        if method == "PUT" and "/batches/" in path:
+            self.batches.append(json.loads(json.dumps(body)))
+            if self.tamper:
+                body = body | {"records": [body["records"][0] | {"title": "changed"}, *body["records"][1:]]}
+        return await self.send(method, path, body)
+
+
+def test_batches_carry_one_digest_for_their_records(client, auth, postgres) -> None:
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(5))})
+    send = Sent(client_sender(client, auth("alice")))
+    report = run(storage, send, batch_size=2)
+    assert report["state"] == "done"
+    assert [sorted(body) for body in send.batches] == [["key", "offset", "records", "records_digest", "store"]] * 3
+    assert send.batches[1]["records_digest"] == manifest_digest(digest(record) for record in tasks(5)[2:4])
+    assert db_rows(postgres, "SELECT count(*) FROM tasks WHERE user_id = 'alice'") == [(5,)]
+
+
+def test_a_batch_the_server_reads_otherwise_is_sent_again_with_a_digest_per_record_to_name_the_record(
+    client, auth, postgres
+) -> None:
+    raw = zustand("tasks", tasks(3))
+    storage, backups = FakeLocalStorage({"task-store": raw}), MemoryBackups()
+    send = Sent(client_sender(client, auth("alice")), tamper=True)
+    report = run(storage, send, backups=backups)
+    assert report["state"] == "failed"
+    assert report["error"]["code"] == "digest_mismatch"
+    assert report["error"]["details"] == {"indexes": [0]}
+    assert ["records_digest" in body for body in send.batches] == [True, False]
+    assert send.batches[1]["digests"] == [digest(record) for record in tasks(3)[:2]]
+    assert storage.items == {"task-store": raw}
+    assert db_rows(postgres, "SELECT count(*) FROM tasks") == [(0,)]
+
+
+class LoggedBackups(MemoryBackups):
+    """Backups that take a few turns of the event loop to write, and say when they start and end in `log`."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def save(self, values: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+        self.log.append("backup started")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        saved = await super().save(values, meta)
+        self.log.append("backup saved")
+        return saved
+
+
+class LoggedPacing(FakePacing):
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    async def breathe(self) -> None:
+        self.log.append("breathe")
+        await super().breathe()
+
+
+def test_the_backup_is_written_while_the_records_are_validated_and_saved_before_any_upload(client, auth) -> None:
+    log: list[str] = []
+    storage = FakeLocalStorage({"task-store": zustand("tasks", tasks(4500))})  # three slices of MAP_SLICE
+
+    async def logged(method: str, path: str, body: Any) -> Reply:
+        log.append(f"{method} {path.rsplit('/', 2)[-2]}")
+        return await send(method, path, body)
+
+    send = client_sender(client, auth("alice"))
+    report = run(storage, logged, batch_size=1000, backups=LoggedBackups(log), pacing=LoggedPacing(log))
+    assert report["state"] == "done"
+    started, saved = log.index("backup started"), log.index("backup saved")
+    assert "breathe" in log[started:saved]  # validation went on while the backup was written
+    assert log.index("PUT batches") > saved
+    assert report["backup_id"] == "b0"
 
 
 def test_network_errors_while_offline_wait_for_the_network_and_the_run_completes(client, auth, postgres) -> None:

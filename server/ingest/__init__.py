@@ -50,6 +50,7 @@ from lsmigrate.server.records.digests import row_digests
 from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
 from lsmigrate.server.signals import send_records_changed
+from lsmigrate.shared.canonical import manifest_digest
 from lsmigrate.shared.mapping import MappedRecord
 from lsmigrate.shared.protocol import MAX_INDEX, BatchRequest
 
@@ -204,6 +205,25 @@ def _is_collision(error: IntegrityError) -> bool:
     return isinstance(error.orig, sqlite3.IntegrityError) and error.orig.sqlite_errorname in _SQLITE_UNIQUE
 
 
+def _check_digests(mapped: list[MappedRecord], digests: list[str] | None, records_digest: str | None) -> None:
+    """422 `digest_mismatch` unless the records are the ones the page digested: per record (the indexes that
+    differ, at most 100, in `details`), or for the batch (no indexes: the page sends per-record digests to
+    learn them)."""
+    if digests is None:
+        if manifest_digest(record.digest for record in mapped) != records_digest:
+            raise Unprocessable(
+                "The records do not match the batch's records_digest; send per-record digests to learn which.",
+                code="digest_mismatch",
+                details={"indexes": None},
+            )
+        return
+    wrong = [m.index for m, sent in zip(mapped, digests, strict=True) if m.digest != sent]
+    if wrong:
+        raise Unprocessable(
+            "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
+        )
+
+
 def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any]:
     """Apply batch `seq` of `session` (or replay its stored response) and return the response."""
     fingerprint = hashlib.sha256(body).hexdigest()
@@ -239,16 +259,12 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
             code="invalid_request",
             details={"offset": [f"offset + records must stay within {MAX_INDEX + 1}"]},
         )
-    if len(digests) != len(records):
+    if digests is not None and len(digests) != len(records):
         raise Unprocessable("There must be one digest per record.", code="digest_mismatch")
     mapped = spec.map(
         records, key=key, user_id=session.user_id, migrated_at=session.created_at, offset=payload["offset"]
     )
-    wrong = [m.index for m, sent in zip(mapped, digests, strict=True) if m.digest != sent]
-    if wrong:
-        raise Unprocessable(
-            "Some records do not match their digests.", code="digest_mismatch", details={"indexes": wrong[:100]}
-        )
+    _check_digests(mapped, digests, payload["records_digest"])
     batch = Batch(spec, lsmigrate.model_for(spec), session.id, session.user_id, session.dry_run, key, seq)
     check_text = may_hold_unstorable_text(body)
     for _ in range(ATTEMPTS):
