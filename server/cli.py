@@ -1,5 +1,5 @@
 """Operator commands: flask --app lsmigrate.server lsmigrate sessions | show SID | rollback SID | token USER_ID |
-revoke --token TOKEN | --user USER_ID | rotate-keys."""
+operator-token NAME | revoke --token TOKEN | --user USER_ID | rotate-keys."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.errors import Unauthorized
 from lsmigrate.server.extension import settings
+from lsmigrate.server.operator.auth import OPERATOR_AUDIENCE, issue_operator_token
 from lsmigrate.server.records.rotation import Rotation, Tally
 from lsmigrate.server.records.secrets import secret_box
 from lsmigrate.server.sessions import outcome_counts
@@ -60,6 +61,17 @@ def print_token(user_id: str, expires_in: int | None) -> None:
         raise click.BadParameter(str(error), param_hint="--expires-in") from error
 
 
+@group.command("operator-token")
+@click.argument("name")
+@click.option("--expires-in", type=click.IntRange(min=1), help="Seconds it is valid (default and most: TOKEN_MAX_AGE).")
+def print_operator_token(name: str, expires_in: int | None) -> None:
+    """Print a bearer token for operator NAME: /metrics and the operator page take it, the API never does."""
+    try:
+        click.echo(issue_operator_token(name, expires_in))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from error
+
+
 @group.command("revoke")
 @click.option("--token", help="Refuse this bearer token from now until it expires.")
 @click.option("--user", "user_id", help="Refuse every token of this user issued until now.")
@@ -69,7 +81,7 @@ def revoke(token: str | None, user_id: str | None) -> None:
         raise click.UsageError("Give --token TOKEN or --user USER_ID, one of them.")
     if token is not None:
         try:
-            claims = token_claims(token, (AUDIENCE, DEMO_AUDIENCE), expired=True)
+            claims = token_claims(token, (AUDIENCE, DEMO_AUDIENCE, OPERATOR_AUDIENCE), expired=True)
         except Unauthorized as error:
             raise click.BadParameter(
                 f"{error.message} (not signed by any of this server's keys)", param_hint="--token"
