@@ -8,7 +8,9 @@ device holds the user's session) or `concurrent_write`. The wait is the
 answer's `Retry-After` when it has one, else `base * 2**(attempt - 1)` capped
 at `cap`, of which a random half is kept (equal jitter: never two clients in
 lockstep, never less than half the step). After `attempts` tries the last
-error is raised. Any other 4xx is the caller's to report, at once.
+error is raised. Any other 4xx is the caller's to report, at once. A load-shed
+answer (503 `server_busy`, 429 `user_busy`) is waited out for its Retry-After
+without counting as a failed try, up to SHED_PATIENCE times `attempts` of them.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ Send = Callable[[str, str, Any], Awaitable[Reply]]
 
 RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 RETRIED_CONFLICTS = frozenset({"session_active", "concurrent_write"})
+#: Load shed by the server (lsmigrate.server.api.shedding): waited out without counting as failed tries, up to
+#: SHED_PATIENCE times the policy's attempts (at the server's Retry-After of 2 to 4 s, minutes of a busy server).
+SHED_CODES = frozenset({"server_busy", "user_busy"})
+SHED_PATIENCE = 10
 
 
 class Pacing(Protocol):
@@ -90,7 +96,7 @@ async def send_with_retries(
     `waiting` hears of every wait: `{"reason": code, "seconds": s, "attempt": n}`, or `{"reason": "offline"}`.
     Raises NetworkError when the last try got no answer.
     """
-    attempt = 0
+    attempt = shed = 0
     while True:
         try:
             reply = await send(method, path, body)
@@ -108,6 +114,14 @@ async def send_with_retries(
         else:
             if not should_retry(reply):
                 return reply
+            if reply.error_code in SHED_CODES and shed < policy.attempts * SHED_PATIENCE:
+                # The server is busy, not failing: its Retry-After spreads the herd; this is no failed try.
+                shed += 1
+                delay = reply.retry_after if reply.retry_after is not None else policy.backoff(attempt + 1)
+                if waiting is not None:
+                    waiting({"reason": reply.error_code, "seconds": round(delay, 3), "attempt": attempt})
+                await pacing.sleep(delay)
+                continue
             attempt += 1
             if attempt >= policy.attempts:
                 return reply

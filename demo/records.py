@@ -2,7 +2,7 @@
 
 The demo's read API. It subscribes to lsmigrate's `records_changed` signal.
 
-The cache entry of a user is one hash, `lsmigrate:records:<user id>`, holding
+The cache entry of a user is one hash, `lsmigrate:{u:<user tag>}:records` (`cache.user_key`), holding
 the JSON list of each kind (tasks, environments) and the user's data version
 they were read at (lsmigrate.server.signals): a database-versioned entry of
 lsmigrate.server.cache. The data version is advanced in every transaction
@@ -50,7 +50,7 @@ from sqlalchemy import JSON, Table, Text, cast, select
 
 from lsmigrate.demo.models import Environment, Task
 from lsmigrate.server.api.auth import authenticate
-from lsmigrate.server.cache import cache
+from lsmigrate.server.cache import cache, user_key
 from lsmigrate.server.db import db
 from lsmigrate.server.extension import settings
 from lsmigrate.server.signals import data_version
@@ -64,7 +64,7 @@ _SECRET_SUFFIX = "_encrypted"
 
 def user_cache_key(user_id: str) -> str:
     """The Redis hash holding `user_id`'s cached records."""
-    return f"lsmigrate:records:{user_id}"
+    return user_key(user_id, "records")
 
 
 def records_changed(user_id: str, *, write_through: bool = True) -> None:

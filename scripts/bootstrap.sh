@@ -16,6 +16,9 @@ command -v redis-server >/dev/null || apt_missing+=(redis-server)
 command -v node >/dev/null || apt_missing+=(nodejs npm)
 if [ "$profile" = test ]; then
   command -v chromium >/dev/null || apt_missing+=(chromium)
+  # The multi-instance deployment (deploy/cluster.py) its smoke test starts.
+  command -v nginx >/dev/null || apt_missing+=(nginx)
+  command -v pgbouncer >/dev/null || apt_missing+=(pgbouncer)
 fi
 if ((${#apt_missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
@@ -23,8 +26,26 @@ if ((${#apt_missing[@]})); then
     exit 1
   fi
   echo "bootstrap: installing Debian packages: ${apt_missing[*]}"
+  # Debian's package scripts start a service they install (nginx would take port 80): lsmigrate starts its
+  # own on free ports (deploy/cluster.py), so none is started during the install (policy-rc.d says 101,
+  # "action forbidden"), and a policy-rc.d that was there already is left as it was.
+  policy=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# Written by lsmigrate scripts/bootstrap.sh for the length of an install.\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_missing[@]}" >/dev/null
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now --quiet nginx pgbouncer 2>/dev/null || true
+  fi
+  # Under another init a service may still have been started: stopped by the pid its pid file names.
+  for pid_file in /run/nginx.pid /run/postgresql/pgbouncer.pid; do
+    if [ -s "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+      kill "$(cat "$pid_file")" || true  # it may have ended meanwhile
+    fi
+  done
 fi
 
 extras=server

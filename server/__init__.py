@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from lsmigrate.server.config import load_config
 from lsmigrate.server.db import Base, migrate, standalone_db
@@ -41,6 +42,13 @@ def _instance_path() -> str:
     return str(root / "instance")
 
 
+def _without_prepared_statements(app: Flask) -> None:
+    # Only psycopg 3 prepares on its own (prepare_threshold); another driver takes no such argument.
+    if make_url(app.config["SQLALCHEMY_DATABASE_URI"]).drivername == "postgresql+psycopg":
+        options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The standalone service: defaults, then LSMIGRATE_* and the environment, then `config`; LSMigrate on it."""
     app = Flask(__name__, instance_path=_instance_path())
@@ -54,6 +62,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "hide_parameters": True,
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
     }
+    if not app.config["DATABASE_PREPARED_STATEMENTS"]:
+        _without_prepared_statements(app)
 
     standalone_db.init_app(app)
     migrate.init_app(app, standalone_db, directory=MIGRATIONS_DIR)

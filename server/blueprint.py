@@ -84,10 +84,12 @@ def build() -> Blueprint:
     """A new `lsmigrate` blueprint holding every route lsmigrate serves (one per app: its prefix is the app's)."""
     from lsmigrate.server import runtime
     from lsmigrate.server.api import docs, health, migration
+    from lsmigrate.server.observability import views as observability
+    from lsmigrate.server.operator import views as operator
 
     parent = Blueprint(NAME, __name__)
     guard(parent)
-    for child in (health.bp, docs.bp, migration.bp, runtime.bp):
+    for child in (health.bp, docs.bp, migration.bp, runtime.bp, observability.bp, operator.bp):
         parent.register_blueprint(child)
     return parent
 

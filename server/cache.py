@@ -55,10 +55,13 @@ Redis is optional and never on the critical path: with no REDIS_URL the cache
 is off, and when Redis fails every call degrades (reads miss, writes are
 skipped), one warning is logged per outage, and the cache leaves Redis alone
 for CACHE_RETRY_SECONDS so that an unreachable server costs few timeouts.
+Reads are counted as hits, misses or bypasses (no Redis, or Redis failing), and
+every failed operation too (`lsmigrate.server.observability.metrics`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -70,6 +73,8 @@ import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from lsmigrate.server.observability.metrics import count_cache_request, count_redis_failure
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,17 @@ redis.call('HSET', KEYS[1], 'version', version)
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
+
+
+def user_hash_tag(user_id: str) -> str:
+    """`{u:<24 hex>}`: the hash tag every Redis key of one user carries, so that a Redis Cluster keeps them in
+    one slot. A digest of the id, not the id: an id may hold a brace, which would end the tag early."""
+    return "{u:" + hashlib.sha256(user_id.encode("utf-8", "surrogatepass")).hexdigest()[:24] + "}"
+
+
+def user_key(user_id: str, kind: str) -> str:
+    """The Redis key of one user's entry of `kind` (`lsmigrate:{u:…}:kind`)."""
+    return f"lsmigrate:{user_hash_tag(user_id)}:{kind}"
 
 
 @dataclass(frozen=True)
@@ -128,11 +144,14 @@ class RedisCache:
         """The entry's version and `field`'s value; None with no Redis or when Redis fails."""
         state = self._redis
         if state is None:
+            count_cache_request("bypass")
             return None
         found = state.call(lambda client: cast(list[Any], client.hmget(key, ["version", field])))
         if found is None:
+            count_cache_request("bypass")
             return None
         version, raw = found
+        count_cache_request("miss" if raw is None else "hit")
         return Entry(version.decode() if version else "", raw)
 
     def bump(self, key: str) -> str | None:
@@ -258,6 +277,7 @@ class _Redis:
 
     def failed(self, error_name: str) -> None:
         """Log the outage once, and leave Redis alone for a while."""
+        count_redis_failure()
         with self.lock:
             if not self.down:
                 # The error's class only: its text may name the server, never a record or a secret.

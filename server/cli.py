@@ -1,10 +1,13 @@
 """Operator commands: flask --app lsmigrate.server lsmigrate sessions | show SID | rollback SID | token USER_ID |
-operator-token NAME | revoke --token TOKEN | --user USER_ID | rotate-keys."""
+operator-token NAME | revoke --token TOKEN | --user USER_ID | rotate-keys | stats [--json] |
+prune --older-than AGE [--batch-size N] [--dry-run]."""
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -15,12 +18,15 @@ from lsmigrate.server.api.auth import AUDIENCE, DEMO_AUDIENCE, expiry, issue_tok
 from lsmigrate.server.api.revocation import revoke_token, revoke_user
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
-from lsmigrate.server.errors import Unauthorized
+from lsmigrate.server.errors import ApiError, Unauthorized
 from lsmigrate.server.extension import settings
+from lsmigrate.server.operator.audit import session_audit
 from lsmigrate.server.operator.auth import OPERATOR_AUDIENCE, issue_operator_token
+from lsmigrate.server.operator.prune import prune
+from lsmigrate.server.operator.stats import MAX_LIMIT, collect_stats
 from lsmigrate.server.records.rotation import Rotation, Tally
 from lsmigrate.server.records.secrets import secret_box
-from lsmigrate.server.sessions import outcome_counts
+from lsmigrate.server.sessions import outcome_counts, session_by_id
 from lsmigrate.server.sessions.rollback import rollback_session
 from lsmigrate.shared.protocol import MAX_USER_ID
 
@@ -35,10 +41,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
 
 
 def _session(sid: str) -> MigrationSession:
-    try:
-        session = db.session.get(MigrationSession, uuid.UUID(sid))
-    except ValueError:
-        session = None
+    session = session_by_id(sid)
     if session is None:
         raise click.ClickException(f"no migration session {sid}")
     return session
@@ -159,7 +162,7 @@ def list_sessions(user_id: str | None, limit: int) -> None:
 @group.command("show")
 @click.argument("sid")
 def show_session(sid: str) -> None:
-    """Show session SID: its state, per-key outcomes and open conflicts."""
+    """Show session SID: its state, per-key outcomes, open conflicts and audit trail (who did what, when)."""
     session = _session(sid)
     for label, value in (
         ("session", session.id),
@@ -174,7 +177,7 @@ def show_session(sid: str) -> None:
     ):
         click.echo(f"{label + ':':16}{'-' if value is None else value}")
     click.echo("")
-    _table(("KEY", "RECORDS"), [(key, _summary(counts)) for key, counts in outcome_counts(session.id).items()])
+    _table(("KEY", "RECORDS"), [(key, _summary(counts)) for key, counts in outcome_counts(session).items()])
     conflicts = db.session.scalars(
         select(MigrationConflict)
         .where(MigrationConflict.session_id == session.id, MigrationConflict.status == "open")
@@ -186,13 +189,40 @@ def show_session(sid: str) -> None:
             ("CONFLICT", "KEY", "INDEX", "KIND", "TABLE", "ROW"),
             [(c.id, c.key, c.index, c.kind, c.target_table, c.target_id) for c in conflicts],
         )
+    trail = session_audit(session)
+    click.echo(f"\naudit trail: {len(trail['events'])} events")
+    _table(
+        ("AT (UTC)", "ACTOR", "ACTION", "DETAILS"),
+        [(event["at"], event["actor"], event["action"], _event_text(event)) for event in trail["events"]],
+    )
+
+
+def _event_text(event: dict[str, Any]) -> str:
+    """One line of what an audit event says (`operator.audit`)."""
+    details, action = event["details"], event["action"]
+    if action == "session_opened":
+        return f"client session {details['client_session_id']}" + (", dry run" if details["dry_run"] else "")
+    if action == "batch_received":
+        stores = f" ({', '.join(details['stores'])})" if details["stores"] else ""
+        pruned = "; per-record results pruned" if details["results_pruned"] else ""
+        return f"batch {details['seq']} of {details['key']}{stores}: {_summary(details['counts'])}{pruned}"
+    if action in ("conflict_opened", "conflict_resolved", "conflict_closed"):
+        what = details.get("kind") or details.get("resolution")
+        return f"{details['key']} #{details['index']}: {what} (conflict {details['conflict_id']})"
+    if action == "session_rolled_back":
+        done = [f"{name} {_summary(details[name])}" for name in ("deleted", "restored") if details[name]]
+        return "; ".join([*done, f"skipped {details['skipped']}", f"conflicts closed {details['conflicts_closed']}"])
+    return ""
 
 
 @group.command("rollback")
 @click.argument("sid")
 def rollback(sid: str) -> None:
     """Undo session SID on the server; print what was deleted, restored and skipped."""
-    report = rollback_session(_session(sid))
+    try:
+        report = rollback_session(_session(sid), actor="cli")
+    except ApiError as error:  # session_pruned
+        raise click.ClickException(f"{error.message} ({error.code})") from error
     click.echo(
         f"session {report['session_id']} rolled back{' (dry run: nothing was written)' if report['dry_run'] else ''}"
     )
@@ -202,3 +232,86 @@ def rollback(sid: str) -> None:
     for skip in report["skipped"]:
         click.echo(f"skipped: {skip['table']} {skip['id']} ({skip['key']} #{skip['index']}): {skip['reason']}")
     click.echo(f"conflicts closed: {report['conflicts_closed']}")
+
+
+@group.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, MAX_LIMIT), help="Rows per list.")
+def stats(as_json: bool, limit: int) -> None:
+    """Print the figures to watch: sessions by state, records by outcome, top reasons, slowest sessions."""
+    figures = collect_stats(limit)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2))
+        return
+    click.echo(f"sessions by state (dry runs apart: {figures['dry_runs']})")
+    _table(("STATE", "SESSIONS"), list(figures["sessions"].items()))
+    click.echo(f"\nrecords by outcome (written: {figures['written']})")
+    _table(("OUTCOME", "RECORDS"), list(figures["records"].items()))
+    click.echo("\ntop quarantine reasons")
+    _table(("REASON", "RECORDS"), [(row["code"], row["count"]) for row in figures["quarantine_reasons"]])
+    click.echo(f"\nconflict kinds (open conflicts: {figures['open_conflicts']})")
+    _table(
+        ("KIND", "CONFLICTS", "OPEN"), [(row["kind"], row["count"], row["open"]) for row in figures["conflict_kinds"]]
+    )
+    click.echo("\nslowest sessions (opened to verified)")
+    _table(
+        ("SESSION", "USER", "STATUS", "RECORDS", "SECONDS"),
+        [
+            (row["session_id"], row["user_id"], row["status"], row["records"], row["seconds"])
+            for row in figures["slowest"]
+        ],
+    )
+
+
+class Age(click.ParamType):
+    """A duration as `<n>d`, `<n>h` or `<n>m` (days, hours, minutes), n a whole number above 0."""
+
+    name = "age"
+    _FORM = re.compile(r"([1-9][0-9]*)([dhm])")
+    _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        match = self._FORM.fullmatch(value) if isinstance(value, str) else None
+        expected = "expected <n>d, <n>h or <n>m (days, hours or minutes, n a whole number above 0, e.g. 90d)"
+        if match is None:
+            self.fail(f"{expected}, not {value!r}", param, ctx)
+        try:
+            age = timedelta(**{self._UNITS[match[2]]: int(match[1])})
+            datetime.now(UTC) - age
+        except OverflowError:
+            self.fail(f"{value!r} reaches back before the year 1: {expected}", param, ctx)
+        return age
+
+
+@group.command("prune")
+@click.option("--older-than", "older_than", type=Age(), required=True, help="e.g. 90d, 36h, 30m.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1), help="Rows per transaction.")
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+def prune_sessions(older_than: timedelta, batch_size: int, dry_run: bool) -> None:
+    """Clear stored batch responses, ledger pre-images and quarantine entries of sessions verified or rolled
+    back longer ago than --older-than; newer sessions are not touched, so their rollback keeps working."""
+    report = prune(older_than, batch_size, dry_run=dry_run)
+    cutoff = report.cutoff.strftime("%Y-%m-%d %H:%M:%S UTC")
+    verb = "would prune" if dry_run else "pruned"
+    click.echo(f"{verb}: {report.sessions} sessions verified or rolled back before {cutoff}")
+    _table(
+        ("WHAT", "WOULD GO" if dry_run else "CLEARED"),
+        [
+            ("stored batch responses (per-record results)", report.responses),
+            ("ledger pre-images", report.pre_images),
+            ("quarantine entries", report.quarantine),
+        ],
+    )
+    if report.pre_images_kept:
+        click.echo(
+            f"kept: {report.pre_images_kept} pre-images of rolled-back sessions' writes a later rollback may "
+            "still take back"
+        )
+    click.echo(f"kept: {report.kept_sessions} sessions newer than {cutoff} (or open), their rollback still works")
+    click.echo("pruned sessions can no longer be rolled back")
+    if dry_run:
+        click.echo("dry run: nothing was changed")
+    else:
+        click.echo(f"transactions: {report.transactions} (at most {batch_size} rows each)")

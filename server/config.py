@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 DEFAULTS: dict[str, Any] = {
     "SQLALCHEMY_DATABASE_URI": None,  # None: SQLite under the instance folder
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    # psycopg prepares a statement on the server after its fifth run on a connection. False: never, for a
+    # transaction pooler that cannot carry prepared statements from one server connection to the next
+    # (PgBouncer before 1.21 in transaction mode; see docs/deployment.md).
+    "DATABASE_PREPARED_STATEMENTS": True,
     "REDIS_URL": None,
     # A cached snapshot is never served more than this long after it was
     # written: the bound on staleness when an invalidation could not reach Redis.
@@ -48,6 +52,16 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_IDLE_SECONDS": 900,
     # What a 503 (database unavailable) tells the client to wait.
     "RETRY_AFTER_SECONDS": 2,
+    # Load shedding (lsmigrate.server.api.shedding): batch uploads and completes worked on at once per instance
+    # (every worker of one gunicorn master together); a request that waited longer than this in front of the app
+    # (the proxy's X-Request-Start) is shed at once (0: never); what a shed request is told to wait (to twice it).
+    "MAX_BATCHES_IN_FLIGHT": 4,
+    "MAX_QUEUE_WAIT_SECONDS": 10.0,
+    "SHED_RETRY_AFTER_SECONDS": 2,
+    # A statement of a write transaction running longer than this is cancelled (PostgreSQL's statement_timeout,
+    # SET LOCAL): the request answers 503 and the client sends it again, well before gunicorn's time-out (30 s)
+    # would kill the worker.
+    "STATEMENT_TIMEOUT_SECONDS": 20,
     "DEMO": False,
     # The demo hands out a token for any user: it runs against a database on this machine only, unless this
     # says the database elsewhere is a throwaway one too.
@@ -65,9 +79,12 @@ DEFAULTS: dict[str, Any] = {
     # Other origins whose pages may call lsmigrate (CORS): none by default, since lsmigrate belongs on the
     # app's own origin. Each "https://host[:port]"; "*" alone allows any origin, never with credentials.
     "CORS_ORIGINS": [],
+    # How lsmigrate's loggers write: "text" (as the app's logging says) or "json" (one object per line, with the
+    # request id and users as keyed hashes: lsmigrate.server.observability.logs).
+    "LOG_FORMAT": "text",
 }
 #: Settings of the standalone service's own Flask app, not of lsmigrate mounted in another.
-_APP_ONLY = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS")
+_APP_ONLY = ("SQLALCHEMY_DATABASE_URI", "SQLALCHEMY_ENGINE_OPTIONS", "DATABASE_PREPARED_STATEMENTS")
 
 
 def database_url(url: str) -> str:
@@ -97,14 +114,19 @@ def _instance_secret_key(app: Flask) -> str:
 
 
 #: Settings that are booleans, whole numbers and numbers: parsed strictly, a wrong value a start-up error.
-BOOLEANS = ("DEMO", "DEMO_ALLOW_REMOTE_DATABASE", "RATELIMIT_ENABLED")
+BOOLEANS = ("DEMO", "DEMO_ALLOW_REMOTE_DATABASE", "RATELIMIT_ENABLED", "DATABASE_PREPARED_STATEMENTS")
 INTEGERS = (
     "CACHE_TTL_SECONDS", "CACHE_MAX_RECORDS", "TOKEN_MAX_AGE", "MAX_CONTENT_LENGTH", "MAX_BATCH_RECORDS",
-    "SESSION_IDLE_SECONDS", "RETRY_AFTER_SECONDS",
+    "SESSION_IDLE_SECONDS", "RETRY_AFTER_SECONDS", "MAX_BATCHES_IN_FLIGHT", "SHED_RETRY_AFTER_SECONDS",
+    "STATEMENT_TIMEOUT_SECONDS",
 )  # fmt: skip
-NUMBERS = ("CACHE_RETRY_SECONDS",)
+NUMBERS = ("CACHE_RETRY_SECONDS", "MAX_QUEUE_WAIT_SECONDS")
+#: Whole numbers that must be 1 or more (zero would refuse every request, or cancel every statement).
+POSITIVE = ("MAX_BATCHES_IN_FLIGHT", "SHED_RETRY_AFTER_SECONDS", "STATEMENT_TIMEOUT_SECONDS")
 #: Settings that are folders: a path, or None for the default.
 FOLDERS = ("PYODIDE_DIR", "PYODIDE_PRECOMPRESSED_DIR")
+#: Settings that are one of a few words.
+CHOICES = {"LOG_FORMAT": ("text", "json")}
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -144,6 +166,12 @@ def _strict_folder(name: str, value: Any) -> str | None:
     return value
 
 
+def _strict_choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.strip().lower() in choices:
+        return value.strip().lower()
+    raise ValueError(f"LSMIGRATE_{name}: expected one of {', '.join(choices)}, found {value!r}")
+
+
 def parse_settings(settings: MutableMapping[str, Any], prefix: str = "") -> None:
     """Parse the typed settings in place (`prefix`: "LSMIGRATE_" where they sit in a host's config);
     ValueError naming the setting, what was expected and what was found."""
@@ -157,6 +185,14 @@ def parse_settings(settings: MutableMapping[str, Any], prefix: str = "") -> None
         for name in names:
             if prefix + name in settings:
                 settings[prefix + name] = _strict_number(name, settings[prefix + name], kind)
+    for name in POSITIVE:
+        if prefix + name in settings and settings[prefix + name] < 1:
+            raise ValueError(
+                f"LSMIGRATE_{name}: expected a whole number of 1 or more, found {settings[prefix + name]!r}"
+            )
+    for name, choices in CHOICES.items():
+        if prefix + name in settings:
+            settings[prefix + name] = _strict_choice(name, settings[prefix + name], choices)
 
 
 _LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})

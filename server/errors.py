@@ -2,20 +2,23 @@
 
     ApiError                        (the root: an error the API answers on purpose)
      ├── BadRequest          400    invalid_json, invalid_encoding
-     ├── Unauthorized        401    missing_token, invalid_token, token_revoked
+     ├── Unauthorized        401    missing_token, invalid_token, token_revoked, operator_token_required
      ├── Forbidden           403    foreign_session
      ├── NotFound            404    unknown_session, unknown_conflict
      ├── Conflict            409    batch_mismatch, records_already_sent, manifest_mismatch, session_closed,
-     │                              session_active, dry_run_mismatch, conflict_resolved, concurrent_write
+     │                              session_active, dry_run_mismatch, conflict_resolved, concurrent_write,
+     │                              session_pruned
      ├── PayloadTooLarge     413    request_too_large (a chunked or inflated body past the limit), too_many_records
      ├── UnsupportedEncoding 415    unsupported_encoding
      ├── Unprocessable       422    invalid_request, digest_mismatch, unknown_store
      ├── ServiceUnavailable  503    database_unavailable
+     ├── Shed                503    server_busy (load shed: the instance is full, or the request queued too long)
+     │                       429    user_busy (the user has a batch in flight already)
      └── SecretUnreadable    500    secret_unreadable (records.secrets: a stored secret no key decrypts)
     HTTPException (Werkzeug) 4xx    not_found, method_not_allowed, request_too_large
 
 Every error, these and Werkzeug's HTTP errors alike, goes out as
-`{"error": {"code", "message", "details"}}` with its status; a 503 carries
+`{"error": {"code", "message", "details"}}` with its status; a 503 and a shed 429 carry
 `Retry-After`. A database that cannot be reached (a refused or dropped
 connection: SQLAlchemy's OperationalError, InterfaceError, or any DBAPIError
 that invalidated its connection) is a 503 `database_unavailable`, after the
@@ -34,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlch
 from werkzeug.exceptions import HTTPException
 
 from lsmigrate.server.jsontext import json_response
+from lsmigrate.server.observability.metrics import count_database_failure, count_error
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +91,27 @@ class ServiceUnavailable(ApiError):
     status, code = 503, "database_unavailable"
 
 
+class Shed(ApiError):
+    """Load shed before any work (`api.shedding`): 503 `server_busy` (the instance is full, or the request waited
+    too long to get in) or 429 `user_busy` (the user has a batch in flight already); `retry_after` seconds."""
+
+    def __init__(self, status: int, code: str, message: str, retry_after: int, reason: str) -> None:
+        super().__init__(message, code=code, details={"reason": reason, "retry_after": retry_after})
+        self.status = status
+        self.retry_after = retry_after
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> ResponseReturnValue:
-    """The one error envelope."""
+    """The one error envelope (counted by its code: lsmigrate_errors_total)."""
+    count_error(code)
     return json_response({"error": {"code": code, "message": message, "details": details}}, status, headers)
 
 
 def _headers(error: ApiError) -> dict[str, str]:
+    if isinstance(error, Shed):
+        return {"Retry-After": str(error.retry_after)}
     if isinstance(error, ServiceUnavailable):
         from lsmigrate.server.extension import settings
 
@@ -125,6 +142,7 @@ def _unavailable_response(error: Exception) -> ResponseReturnValue:
     # The type and SQLSTATE only: a driver's message may quote the statement's parameters.
     sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)
     log.warning("Database unavailable (%s, sqlstate %s): answered 503", type(error).__name__, sqlstate)
+    count_database_failure()
     try:
         db.session.rollback()
     except SQLAlchemyError:

@@ -154,10 +154,12 @@ class LSMigrate:
         )
         app.extensions[EXTENSION_KEY] = state
 
-        from lsmigrate.server import blueprint, cli
+        from lsmigrate.server import blueprint, cli, observability
         from lsmigrate.server.api.limits import rate_limits
         from lsmigrate.server.cache import cache
 
+        # Before the rate limiter's hooks: a request it refuses has a request id and is counted too.
+        observability.init_app(app, resolved, (spec.name for spec in catalog))
         cache.init_app(app, resolved)
         rate_limits.init_app(app, resolved)
         app.register_blueprint(blueprint.build(), url_prefix=url_prefix or None)

@@ -15,6 +15,9 @@ encryption key that tell nothing of each other:
     encryption key   SHA-256("lsmigrate secrets\\n" + entry)         (Fernet; the derivation secrets have
                                                                       always had, so what is stored stays
                                                                       readable)
+    log hash key     HMAC-SHA256(entry, "lsmigrate log user hash")   (of the newest signing entry: what stands
+                                                                      for a user in JSON logs,
+                                                                      observability.logs)
 
 Outside demo mode a missing or weak entry stops start-up (`weakness` says why a key is weak), but for an
 older encryption key, which only decrypts (the way off a weak key: keep it there until `rotate-keys` has
@@ -35,6 +38,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 SIGNING_LABEL = b"lsmigrate token signing"
+LOG_HASH_LABEL = b"lsmigrate log user hash"
 ENCRYPTION_LABEL = b"lsmigrate secrets\n"
 
 MIN_LENGTH = 32
@@ -127,3 +131,8 @@ def signing_key(entry: str) -> bytes:
 def encryption_key(entry: str) -> bytes:
     """The Fernet key (url-safe base64 of 32 bytes) derived from a key list entry."""
     return base64.urlsafe_b64encode(hashlib.sha256(ENCRYPTION_LABEL + entry.encode("utf-8")).digest())
+
+
+def log_hash_key(entry: str) -> bytes:
+    """The key of the users' hashes in the logs, derived from a key list entry."""
+    return hmac.new(entry.encode("utf-8"), LOG_HASH_LABEL, hashlib.sha256).digest()

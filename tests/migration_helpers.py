@@ -189,9 +189,10 @@ def colliding_ledger_row(app: Flask, postgres: PostgresServer, sid: str) -> Iter
     def add(cursor: Any) -> None:
         with psycopg.connect(postgres.conninfo, autocommit=True) as connection:
             connection.execute(
-                "INSERT INTO migration_ledger (session_id, key, index, batch_seq, digest, outcome, warnings)"
-                " VALUES (%s, 'task-store', 0, 99, %s, 'unchanged', '[]')",
-                (sid, "0" * 64),
+                "INSERT INTO migration_ledger (session_id, user_id, key, index, batch_seq, digest, outcome, warnings)"
+                " VALUES (%s, (SELECT user_id FROM migration_sessions WHERE id = %s), 'task-store', 0, 99, %s,"
+                " 'unchanged', '[]')",
+                (sid, sid, "0" * 64),
             )
 
     def remove(_connection: Any) -> None:

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from lsmigrate.demo.stores import STORES
 from lsmigrate.server import create_app
 from lsmigrate.server.api.auth import issue_token
+from lsmigrate.server.cache import user_key
 from lsmigrate.server.db import db
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.shared.canonical import manifest_digest
@@ -347,7 +348,7 @@ def test_the_github_token_is_encrypted_at_rest_and_never_returned(client, auth, 
 def test_reads_see_a_batch_as_soon_as_it_is_committed(client, auth, redis_server: RedisServer) -> None:
     headers = auth("alice")
     assert client.get("/api/tasks", headers=headers).json == {"tasks": []}
-    assert "alice" in redis_text(redis_server.url)  # the empty answer was cached
+    assert redis.Redis.from_url(redis_server.url).exists(user_key("alice", "records"))  # the empty answer was cached
     migrate_all(client, headers)
     assert len(client.get("/api/tasks", headers=headers).json["tasks"]) == 3
 

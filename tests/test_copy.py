@@ -75,6 +75,7 @@ def ledger_row(session_id: uuid.UUID, index: int, **changes: Any) -> dict[str, A
     """A migration_ledger row of session `session_id`."""
     row = {
         "session_id": session_id,
+        "user_id": "alice",
         "key": "task-store",
         "index": index,
         "batch_seq": 0,

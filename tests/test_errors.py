@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import time
 import uuid
 from typing import Any
 
@@ -93,6 +95,22 @@ def test_every_error_code_comes_from_a_real_request(app, client, auth, postgres,
     with psycopg.connect(postgres.conninfo) as connection:  # a ciphertext no key opens
         connection.execute("""UPDATE quarantine SET raw = jsonb_set(raw, '{githubToken,$encrypted}', '"gAAAAAx"')""")
     expect(client.get(f"{API}/sessions/{quarantined}/quarantine", headers=alice), 500, "secret_unreadable")
+    with psycopg.connect(postgres.conninfo) as connection:  # verified long ago, then pruned
+        connection.execute(
+            "UPDATE migration_sessions SET completed_at = now() - interval '91 days' WHERE id = %s", (quarantined,)
+        )
+    assert app.test_cli_runner().invoke(args=["lsmigrate", "prune", "--older-than", "90d"]).exit_code == 0
+    expect(client.post(f"{API}/sessions/{quarantined}/rollback", headers=alice), 409, "session_pruned")
+
+    expect(client.get("/metrics", headers=alice), 401, "operator_token_required")
+    queued = {**alice, "X-Request-Start": f"t={(time.time() - 3600) * 1000:.0f}"}
+    expect(client.post(f"{API}/sessions", json={"client_session_id": "tab-5"}, headers=queued), 503, "server_busy")
+    dave = auth("dave")
+    sid = open_session(client, dave, "tab-6")
+    with psycopg.connect(postgres.conninfo) as other:  # another batch of dave's holds his lock
+        key = int.from_bytes(hashlib.sha256(b"lsmigrate user\ndave").digest()[:8], signed=True)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+        expect(put(client, dave, sid, 0, batch_body("task-store", TASKS)), 429, "user_busy")
 
     with unreachable_app() as (down, headers):
         response = down.post(f"{API}/sessions", json={"client_session_id": "c"}, headers=headers)

@@ -7,6 +7,7 @@ import logging
 import redis
 from flask.testing import FlaskClient
 
+from lsmigrate.server.cache import user_hash_tag
 from tests.fixtures_services import RedisServer
 
 TINY = "3 per minute"
@@ -68,7 +69,7 @@ def test_the_counts_live_in_redis_shared_by_every_process(make_app, auth, redis_
     assert statuses(first, "/api/tasks", 3, headers) == [200, 200, 200]
     assert second.get("/api/tasks", headers=headers).status_code == 429
     keys = [key.decode() for key in redis.Redis.from_url(redis_server.url).scan_iter()]
-    assert [key for key in keys if "user:alice" in key]
+    assert [key for key in keys if f"user:{user_hash_tag('alice')}" in key]
     assert not [key for key in keys if headers["Authorization"].split()[1] in key]
 
 

@@ -201,3 +201,24 @@ def test_no_wait_is_announced_after_the_last_attempt() -> None:
     script, waits = Script(Pacing(), answer(503), answer(503), answer(503)), []
     send(script, RetryPolicy(attempts=3, random=lambda: 0.0), waits)
     assert [wait["attempt"] for wait in waits] == [1, 2]
+
+
+OVERLOADED = Reply(503, {"error": {"code": "server_busy", "message": "busy", "details": {"reason": "in_flight"}}}, 3.0)
+USER_BUSY = Reply(429, {"error": {"code": "user_busy", "message": "busy", "details": {"reason": "per_user"}}}, 1.0)
+
+
+def test_load_shed_answers_are_waited_out_without_counting_as_failed_tries() -> None:
+    shed = [OVERLOADED, USER_BUSY] * 6
+    script = Script(Pacing(), *shed, Reply(503, UNAVAILABLE, 2.0), Reply(503, UNAVAILABLE, 2.0), OK)
+    waits: list[dict[str, Any]] = []
+    assert send(script, RetryPolicy(attempts=3), waits) == OK  # 12 shed answers, then 2 failed tries of 3
+    assert script.pacing.sleeps == [3.0, 1.0] * 6 + [2.0, 2.0]
+    assert [wait["reason"] for wait in waits[:2]] == ["server_busy", "user_busy"]
+
+
+def test_a_server_that_sheds_for_ever_is_given_up_on_after_its_patience() -> None:
+    policy = RetryPolicy(attempts=2)
+    script = Script(Pacing(), *[OVERLOADED] * (2 * 10 + 5))
+    answer = send(script, policy)
+    assert answer.error_code == "server_busy"
+    assert len(script.calls) == 2 * 10 + 2  # the patience, then two counted tries

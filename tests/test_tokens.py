@@ -17,6 +17,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import event
 
 from lsmigrate.server.api.auth import issue_token, token_serializer
+from lsmigrate.server.cache import user_key
 from lsmigrate.server.db import db
 from tests.fixtures_services import RedisServer
 from tests.migration_helpers import API, db_rows
@@ -185,7 +186,7 @@ def test_a_check_reads_redis_not_the_database_once_the_users_revocations_are_cac
         assert call(app, bearer) == (200, None)
     # One read for the rate limiter's and the view's authentication together: it is remembered for the request.
     assert len(revocation_reads(seen)) == 2, seen
-    assert redis.Redis.from_url(redis_server.url).exists("lsmigrate:revocations:alice")
+    assert redis.Redis.from_url(redis_server.url).exists(user_key("alice", "revocations"))
     with statements(app) as seen:
         assert call(app, bearer) == (200, None)
         assert call(app, token(app, "alice")) == (200, None)

@@ -2,8 +2,10 @@
 
 - Key: the user of the request's bearer token; without a valid one, the
   remote address (so forged tokens are limited too). Never the token itself.
+  The operator page's routes count against the operator's name (a user's
+  token there counts against the address), never against a user.
 - Limits: RATELIMIT_DEFAULT (env LSMIGRATE_RATELIMIT_DEFAULT) on lsmigrate's
-  routes but /healthz and the page's runtime under /lsmigrate/; never on a
+  routes but /healthz, /metrics and the page's runtime under /lsmigrate/; never on a
   host app's own routes (its own Flask-Limiter, if it has one, is its own).
 - Storage: RATELIMIT_STORAGE_URI, which defaults to REDIS_URL, else memory.
 - Redis down: requests never fail. Flask-Limiter falls back to counting in
@@ -34,20 +36,30 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from lsmigrate.server.api.auth import authenticate
-from lsmigrate.server.cache import cache
+from lsmigrate.server.cache import cache, user_hash_tag
 from lsmigrate.server.errors import Unauthorized, error_response
+from lsmigrate.server.operator.auth import require_operator
 
-#: lsmigrate's blueprints whose routes are never limited: the health check, and what the page loads.
-EXEMPT_BLUEPRINTS = frozenset({"lsmigrate.health", "lsmigrate.runtime"})
+#: lsmigrate's blueprints whose routes are never limited: the health check, what the page loads, and the
+#: operator's scrape (an operator's token names no user: it would count against the address, a proxy's).
+EXEMPT_BLUEPRINTS = frozenset({"lsmigrate.health", "lsmigrate.runtime", "lsmigrate.observability"})
+#: The operator page's blueprint: its calls count against the operator, never against a user.
+OPERATOR_BLUEPRINT = "lsmigrate.operator"
 #: The blueprints whose routes are lsmigrate's (and its demo preset's): only these are limited.
 LIMITED_ROOTS = frozenset({"lsmigrate", "lsmigrate_demo"})
 
 
 def rate_limit_key() -> str:
-    """Whom a request counts against: its bearer token's user, else its remote address."""
+    """Whom a request counts against: its bearer token's user (an operator route: its operator, never a user),
+    else its remote address."""
+    if OPERATOR_BLUEPRINT in request.blueprints:
+        try:
+            return f"operator:{require_operator()}"
+        except Unauthorized:
+            return f"address:{request.remote_addr or 'unknown'}"  # a user's token too: the view answers 401
     try:
         authenticate()
-        return f"user:{g.user_id}"
+        return f"user:{user_hash_tag(g.user_id)}"  # one Redis Cluster slot with the user's other keys
     except Unauthorized:
         pass  # counted against the address; the view answers 401
     return f"address:{request.remote_addr or 'unknown'}"

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from lsmigrate.server.api.auth import authenticate
 from lsmigrate.server.api.bodies import load_body, request_body
+from lsmigrate.server.api.shedding import batch_slot, shed_queued
 from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate, settings
@@ -23,6 +24,7 @@ from lsmigrate.server.sessions.verify import complete_session
 from lsmigrate.shared.protocol import MAX_SEQ, PROTOCOL_VERSION, CompleteRequest, ResolveRequest, SessionRequest
 
 bp = ApiBlueprint("migration", __name__, url_prefix="/api/migration")
+bp.before_request(shed_queued)  # first: a request that queued too long is answered before any work
 bp.before_request(authenticate)
 
 _SESSION_REQUEST = SessionRequest()
@@ -96,8 +98,9 @@ def show_session(sid: str) -> ResponseReturnValue:
 
 @bp.put(f"/sessions/<sid>/batches/<int(max={MAX_SEQ}):seq>")  # beyond MAX_SEQ: 404, not a failed query
 def upload_batch(sid: str, seq: int) -> ResponseReturnValue:
-    """Apply one batch, idempotently."""
-    return put_batch(find_session(g.user_id, sid), seq, request_body())
+    """Apply one batch, idempotently (in one of the instance's batch slots: `shedding`)."""
+    with batch_slot():
+        return put_batch(find_session(g.user_id, sid), seq, request_body())
 
 
 @bp.put("/sessions/<sid>/remainders")
@@ -121,9 +124,10 @@ def show_one_key(key: str) -> ResponseReturnValue:
 @bp.post("/sessions/<sid>/complete")
 def complete(sid: str) -> ResponseReturnValue:
     """Verify the client's manifest and answer which keys may be deleted."""
-    session = find_session(g.user_id, sid)
-    payload = load_body(_COMPLETE_REQUEST, request_body())
-    return complete_session(session, payload["manifest"])
+    with batch_slot():
+        session = find_session(g.user_id, sid)
+        payload = load_body(_COMPLETE_REQUEST, request_body())
+        return complete_session(session, payload["manifest"])
 
 
 @bp.get("/sessions/<sid>/conflicts")
@@ -138,7 +142,7 @@ def resolve(sid: str, cid: str) -> ResponseReturnValue:
     session = find_session(g.user_id, sid)
     conflict = find_conflict(session, cid)
     payload = load_body(_RESOLVE_REQUEST, request_body())
-    return resolve_conflict(session, conflict, payload["keep"])
+    return resolve_conflict(session, conflict, payload["keep"], actor=f"user:{g.user_id}")
 
 
 @bp.get("/sessions/<sid>/quarantine")
@@ -150,4 +154,4 @@ def show_quarantine(sid: str) -> ResponseReturnValue:
 @bp.post("/sessions/<sid>/rollback")
 def rollback(sid: str) -> ResponseReturnValue:
     """Undo the session on the server: its inserted rows deleted, its overwritten rows restored."""
-    return rollback_session(find_session(g.user_id, sid))
+    return rollback_session(find_session(g.user_id, sid), actor=f"user:{g.user_id}")

@@ -37,7 +37,8 @@ _ERRORS = {
     401: "No valid bearer token (missing_token, invalid_token, token_revoked).",
     403: "The session belongs to another user (foreign_session).",
     404: "No such session or conflict (unknown_session, unknown_conflict, not_found).",
-    409: "The request conflicts with the session's state; the code says how.",
+    409: "The request conflicts with the session's state; the code says how (e.g. batch_mismatch, session_closed, "
+    "conflict_resolved; session_pruned: a rollback of a session `lsmigrate prune` has pruned).",
     413: "The body, as sent or once decompressed, or the batch is too large (request_too_large, too_many_records).",
     415: "The body's Content-Encoding is neither gzip (x-gzip) nor identity (unsupported_encoding).",
     422: "The body does not match the protocol (invalid_request, digest_mismatch, unknown_store).",
@@ -165,7 +166,7 @@ OPERATIONS = (
         "/api/migration/sessions/<sid>/rollback",
         "Undo the session on the server: what it wrote taken back, nothing anyone changed since.",
         {200: out.RollbackReport},
-        _IN_SESSION,
+        (*_IN_SESSION, 409),
     ),
     Operation("get", "/api/tasks", "The user's tasks.", {200: out.TaskList}, tags=("records",)),
     Operation(

@@ -2,7 +2,7 @@
 
 PostgreSQL holds the revocations (`revoked_tokens`, `token_cutoffs`) and is the authority. Redis holds a
 copy of each user's, so that checking a token costs one Redis read and no database round trip: one cache
-entry per user (`lsmigrate:revocations:<user id>`, field `state`, the JSON
+entry per user (`lsmigrate:{u:<user tag>}:revocations`, `cache.user_key`, field `state`, the JSON
 `{"not_before": seconds since the epoch | null, "jtis": [ids of revoked tokens not yet expired]}`).
 
 - A request whose user has no entry reads PostgreSQL and writes the entry back under the version it read
@@ -24,7 +24,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import delete, select
 
-from lsmigrate.server.cache import cache
+from lsmigrate.server.cache import cache, user_key
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import RevokedToken, TokenCutoff
 from lsmigrate.server.extension import settings
@@ -33,7 +33,7 @@ _FIELD = "state"
 
 
 def _key(user_id: str) -> str:
-    return f"lsmigrate:revocations:{user_id}"
+    return user_key(user_id, "revocations")
 
 
 def _stored(user_id: str) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def _told_redis(user_id: str) -> bool:
 def revoke_token(user_id: str, jti: str, expires_at: datetime) -> bool:
     """Refuse token `jti` of `user_id` from now until it expires; False when Redis could not be told."""
     now = datetime.now(UTC)
-    if db.session.get(RevokedToken, jti) is None:
+    if db.session.get(RevokedToken, (user_id, jti)) is None:
         db.session.add(RevokedToken(jti=jti, user_id=user_id, expires_at=expires_at, revoked_at=now))
     _forget_moot(now)
     db.session.commit()

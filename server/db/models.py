@@ -30,13 +30,28 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from lsmigrate.server.db import Base, JsonValue, Moment
 from lsmigrate.shared.stores import StoreCatalog, StoreSpec
 
 # JSON whose None is SQL NULL ("no value"), not the JSON value null.
 OptionalJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def user_first(*names: str) -> Any:
+    """`__mapper_args__` of a bookkeeping model: its identity is the user id, then `names` (its table's key).
+
+    The table's primary key stays `names`; the ORM's identity adds the user, so every UPDATE and DELETE the
+    ORM writes for a loaded row names its user too, as every query does: the tables can be distributed by user
+    (Citus) or partitioned (README, "Past one database").
+    """
+
+    def mapper_args(cls: Any) -> dict[str, Any]:
+        columns = cls.__table__.c
+        return {"primary_key": [columns.user_id, *(columns[name] for name in names)]}
+
+    return declared_attr.directive(mapper_args)
 
 
 class MigratedRecord:
@@ -148,6 +163,7 @@ class MigrationSession(Base):
     """
 
     __tablename__ = "migration_sessions"
+    __mapper_args__ = user_first("id")
     __table_args__ = (
         UniqueConstraint("user_id", "client_session_id", name="uq_sessions_client"),
         # Two tabs or devices of one user cannot interleave: the database itself refuses a second open session.
@@ -171,17 +187,24 @@ class MigrationSession(Base):
     rolled_back_at: Mapped[datetime | None] = mapped_column(Moment)
     #: What the rollback did, answered again as it was when the rollback is asked for twice.
     rollback_report: Mapped[dict[str, Any] | None] = mapped_column(OptionalJson)
+    #: Who rolled it back: "user:<id>" through the API, "cli" or "operator:<name>" (NULL before 0011).
+    rolled_back_by: Mapped[str | None] = mapped_column(String(320))
+    #: When `lsmigrate prune` began clearing what only rollback and replay need: it cannot be rolled back since.
+    pruned_at: Mapped[datetime | None] = mapped_column(Moment)
 
 
 class MigrationBatch(Base):
     """An acknowledged batch: its body's fingerprint and the response to replay."""
 
     __tablename__ = "migration_batches"
+    __mapper_args__ = user_first("session_id", "seq")
 
     session_id: Mapped[uuid.UUID] = mapped_column(
         Uuid, ForeignKey("migration_sessions.id", ondelete="CASCADE"), primary_key=True
     )
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The session's user: every lsmigrate table carries it, so the tables can be distributed by user.
+    user_id: Mapped[str] = mapped_column(String(255))
     key: Mapped[str] = mapped_column(String(255))
     fingerprint: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any]] = mapped_column(JsonValue)
@@ -198,6 +221,7 @@ class LedgerEntry(Base):
     """
 
     __tablename__ = "migration_ledger"
+    __mapper_args__ = user_first("session_id", "key", "index")
     __table_args__ = (Index("ix_migration_ledger_target", "target_id", "session_id"),)
 
     session_id: Mapped[uuid.UUID] = mapped_column(
@@ -205,6 +229,8 @@ class LedgerEntry(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The session's user: every lsmigrate table carries it, so the tables can be distributed by user.
+    user_id: Mapped[str] = mapped_column(String(255))
     #: The store the record belongs to (stores may share a key: each holds a run of its indexes).
     store: Mapped[str | None] = mapped_column(String(64))
     batch_seq: Mapped[int] = mapped_column(Integer)
@@ -232,6 +258,7 @@ class QuarantinedRecord(Base):
     """A source record that could not be mapped: its raw value (secrets encrypted) and why."""
 
     __tablename__ = "quarantine"
+    __mapper_args__ = user_first("id")
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     session_id: Mapped[uuid.UUID] = mapped_column(
@@ -256,6 +283,7 @@ class MigrationConflict(Base):
     """
 
     __tablename__ = "migration_conflicts"
+    __mapper_args__ = user_first("id")
     __table_args__ = (UniqueConstraint("session_id", "key", "index", name="uq_conflicts_record"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -278,6 +306,9 @@ class MigrationConflict(Base):
     resolution: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(Moment)
     resolved_at: Mapped[datetime | None] = mapped_column(Moment)
+    #: Who settled it: "user:<id>" (a resolution, or a rollback through the API), "cli" or "operator:<name>"
+    #: (a rollback); NULL for what lsmigrate closed itself (superseded, abandoned) and before 0011.
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
 
 
 class KeyRemainder(Base):
@@ -287,6 +318,7 @@ class KeyRemainder(Base):
     the document in clear, `value_digest` that of the key's value the session verified."""
 
     __tablename__ = "migration_remainders"
+    __mapper_args__ = user_first("session_id", "key")
     __table_args__ = (Index("ix_migration_remainders_user_key", "user_id", "key"),)
 
     session_id: Mapped[uuid.UUID] = mapped_column(
@@ -304,6 +336,7 @@ class RevokedToken(Base):
     """A bearer token revoked before it expires, by its id (`jti`): refused until `expires_at`, forgotten after."""
 
     __tablename__ = "revoked_tokens"
+    __mapper_args__ = user_first("jti")
 
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), index=True)

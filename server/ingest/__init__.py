@@ -33,6 +33,7 @@ from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from lsmigrate.server.api.bodies import load_body
+from lsmigrate.server.api.shedding import user_busy
 from lsmigrate.server.db import db
 from lsmigrate.server.db.copy import insert_rows
 from lsmigrate.server.db.models import (
@@ -46,6 +47,7 @@ from lsmigrate.server.errors import Conflict, PayloadTooLarge, Unprocessable
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.ingest.decide import Batch
 from lsmigrate.server.ingest.plan import Plan, plan_batch
+from lsmigrate.server.observability.metrics import count_batch
 from lsmigrate.server.records.digests import row_digests
 from lsmigrate.server.records.quarantine import may_hold_unstorable_text
 from lsmigrate.server.sessions import lock_user
@@ -63,8 +65,13 @@ def _session_closed() -> Conflict:
     return Conflict("This migration session no longer accepts batches.", code="session_closed")
 
 
-def _stored_response(session_id: uuid.UUID, seq: int, fingerprint: str) -> dict[str, Any] | None:
-    batch = db.session.get(MigrationBatch, (session_id, seq), populate_existing=True)
+def _stored_response(owner: tuple[uuid.UUID, str], seq: int, fingerprint: str) -> dict[str, Any] | None:
+    session_id, user_id = owner
+    batch = db.session.scalars(
+        select(MigrationBatch)
+        .where(MigrationBatch.user_id == user_id, MigrationBatch.session_id == session_id, MigrationBatch.seq == seq)
+        .execution_options(populate_existing=True)
+    ).one_or_none()
     if batch is None:
         return None
     if batch.fingerprint != fingerprint:
@@ -76,11 +83,13 @@ def _stored_response(session_id: uuid.UUID, seq: int, fingerprint: str) -> dict[
     return batch.response
 
 
-def _refuse_resent(session_id: uuid.UUID, key: str, offset: int, count: int) -> None:
+def _refuse_resent(owner: tuple[uuid.UUID, str], key: str, offset: int, count: int) -> None:
+    session_id, user_id = owner
     overlap = db.session.scalar(
         select(func.count())
         .select_from(LedgerEntry)
         .where(
+            LedgerEntry.user_id == user_id,
             LedgerEntry.session_id == session_id,
             LedgerEntry.key == key,
             LedgerEntry.index >= offset,
@@ -99,6 +108,7 @@ def _close_conflicts(batch: Batch, plan: Plan) -> None:
     if not plan.closed_conflicts:
         return
     query = select(MigrationConflict).where(
+        MigrationConflict.user_id == batch.user_id,
         MigrationConflict.session_id == batch.session_id,
         tuple_(MigrationConflict.key, MigrationConflict.index).in_(plan.closed_conflicts),
     )
@@ -150,7 +160,8 @@ def _write(batch: Batch, plan: Plan) -> None:
     if plan.superseded:
         ledger = LedgerEntry.__table__
         earlier = (
-            (ledger.c.session_id == batch.session_id)
+            (ledger.c.user_id == batch.user_id)
+            & (ledger.c.session_id == batch.session_id)
             & (ledger.c.key == bindparam("b_key"))
             & (ledger.c.index == bindparam("b_index"))
         )
@@ -161,21 +172,24 @@ def _write(batch: Batch, plan: Plan) -> None:
 def _apply(
     batch: Batch, fingerprint: str, offset: int, records: list[Any], mapped: list[MappedRecord], check_text: bool
 ) -> tuple[dict[str, Any], bool]:
-    """One attempt in one transaction: (the response, whether the user's rows changed)."""
-    lock_user(batch.user_id)
+    """One attempt in one transaction: (the response, whether the user's rows changed); Shed (429 user_busy)
+    when another batch of the user holds their lock (a worker never waits on it: `api.shedding`)."""
+    if not lock_user(batch.user_id, wait=False):
+        db.session.rollback()
+        raise user_busy()
     sessions = MigrationSession.__table__
     touched = db.session.execute(
         update(sessions)
-        .where(sessions.c.id == batch.session_id, sessions.c.status == "open")
+        .where(sessions.c.user_id == batch.user_id, sessions.c.id == batch.session_id, sessions.c.status == "open")
         .values(last_active_at=datetime.now(UTC))
     )
     if touched.rowcount == 0:  # type: ignore[attr-defined]
         raise _session_closed()
-    replay = _stored_response(batch.session_id, batch.seq, fingerprint)  # a twin request may have won the lock
+    replay = _stored_response(batch.owner, batch.seq, fingerprint)  # a twin request may have won the lock
     if replay is not None:
         db.session.rollback()
         return replay, False
-    _refuse_resent(batch.session_id, batch.key, offset, len(records))
+    _refuse_resent(batch.owner, batch.key, offset, len(records))
 
     plan = plan_batch(batch, records, mapped, check_text=check_text)
     counts = Counter(result["outcome"] for result in plan.results)
@@ -187,6 +201,7 @@ def _apply(
         MigrationBatch(
             session_id=batch.session_id,
             seq=batch.seq,
+            user_id=batch.user_id,
             key=batch.key,
             fingerprint=fingerprint,
             response=response,
@@ -194,6 +209,7 @@ def _apply(
         )
     )
     db.session.commit()
+    count_batch(batch.spec.name, counts, dry_run=batch.dry_run)
     return response, not batch.dry_run and bool(plan.inserts or plan.updates)
 
 
@@ -227,7 +243,7 @@ def _check_digests(mapped: list[MappedRecord], digests: list[str] | None, record
 def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any]:
     """Apply batch `seq` of `session` (or replay its stored response) and return the response."""
     fingerprint = hashlib.sha256(body).hexdigest()
-    replay = _stored_response(session.id, seq, fingerprint)
+    replay = _stored_response((session.id, session.user_id), seq, fingerprint)
     if replay is not None:
         return replay
     payload = load_body(_BATCH_REQUEST, body)
@@ -276,7 +292,7 @@ def put_batch(session: MigrationSession, seq: int, body: bytes) -> dict[str, Any
             if not _is_collision(error):
                 raise  # a row the plan built wrong (a NOT NULL, a CHECK): a server error, never retried as a race
             collision = error
-            replay = _stored_response(batch.session_id, seq, fingerprint)
+            replay = _stored_response(batch.owner, seq, fingerprint)
             if replay is not None:
                 return replay
             continue

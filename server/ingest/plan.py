@@ -109,6 +109,7 @@ def _claims(batch: Batch, ids: set[uuid.UUID]) -> dict[uuid.UUID, Claim]:
         # statistics lagging a growing session the planner would scan that range on every batch instead of
         # probing the target index once per id.
         func.coalesce(LedgerEntry.session_id, LedgerEntry.session_id) == batch.session_id,
+        LedgerEntry.user_id == batch.user_id,
         LedgerEntry.target_table == batch.model.__tablename__,
         LedgerEntry.outcome.in_(LIVE),
     )
@@ -187,6 +188,7 @@ def _ledger_entry(batch: Batch, record: Record, now: datetime) -> dict[str, Any]
     source_id = raw.get(batch.spec.id_field) if isinstance(raw, dict) and batch.spec.id_field else None
     return {
         "session_id": batch.session_id,
+        "user_id": batch.user_id,
         "key": batch.key,
         "index": record.mapped.index,
         "store": batch.spec.name,

@@ -193,7 +193,7 @@ def list_quarantine(session: MigrationSession) -> list[dict[str, Any]]:
     box = secret_box()
     query = (
         select(QuarantinedRecord)
-        .where(QuarantinedRecord.session_id == session.id)
+        .where(QuarantinedRecord.user_id == session.user_id, QuarantinedRecord.session_id == session.id)
         .order_by(QuarantinedRecord.key, QuarantinedRecord.index, QuarantinedRecord.id)
     )
     records = []

@@ -48,23 +48,36 @@ from lsmigrate.shared.protocol import PROTOCOL_VERSION
 def durable() -> None:
     """Make the current transaction's commit durable whatever the database's default: the page deletes what a
     commit says is on the server, so a commit lost with `synchronous_commit = off` would lose data (PostgreSQL;
-    SQLite's commit is durable). Transaction-scoped: nothing outlives it, through a pooler too."""
+    SQLite's commit is durable). Its statements are cancelled past STATEMENT_TIMEOUT_SECONDS (a 503 the client
+    retries, never a worker killed by gunicorn's time-out). Transaction-scoped (`set_config(..., true)`, as
+    SET LOCAL): nothing outlives it, through a pooler too."""
     if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(text("SET LOCAL synchronous_commit = on"))
+        timeout = f"{settings()['STATEMENT_TIMEOUT_SECONDS'] * 1000}ms"
+        db.session.execute(
+            text("SELECT set_config('synchronous_commit', 'on', true), set_config('statement_timeout', :t, true)"),
+            {"t": timeout},
+        )
 
 
-def lock_user(user_id: str, *, changes_rows: bool = True) -> None:
+def lock_user(user_id: str, *, changes_rows: bool = True, wait: bool = True) -> bool:
     """Take `user_id`'s write lock until the transaction ends (PostgreSQL; SQLite serialises writers itself),
     make the transaction's commit durable (`durable`), and advance the user's data version in it (what decides
-    whether a cached copy of the rows is fresh: `advance_data_version`) unless `changes_rows` is False."""
+    whether a cached copy of the rows is fresh: `advance_data_version`) unless `changes_rows` is False.
+
+    With `wait` False the lock is only tried: False (and nothing done) when another transaction holds it.
+    """
     if db.session.get_bind().dialect.name == "postgresql":
         durable()
         material = hashlib.sha256(b"lsmigrate user\n" + user_id.encode("utf-8")).digest()
         key = int.from_bytes(material[:8], signed=True)
-        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        if wait:
+            db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif not db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}):
+            return False
     if changes_rows:
         # After the lock, so that lsmigrate's transactions queue on the lock, not on the version's row.
         advance_data_version(user_id)
+    return True
 
 
 def _open_session_of(user_id: str) -> MigrationSession | None:
@@ -92,7 +105,11 @@ def _make_room(user_id: str, resuming: uuid.UUID | None, now: datetime) -> None:
     active.status = "abandoned"
     db.session.execute(
         update(MigrationConflict)
-        .where(MigrationConflict.session_id == active.id, MigrationConflict.status == "open")
+        .where(
+            MigrationConflict.user_id == active.user_id,
+            MigrationConflict.session_id == active.id,
+            MigrationConflict.status == "open",
+        )
         .values(status="closed", resolution="abandoned", resolved_at=now)
     )
     db.session.flush()  # the index must see it closed before the new session is inserted
@@ -131,6 +148,7 @@ def open_session(user_id: str, client_session_id: str, dry_run: bool = False) ->
             db.session.execute(
                 update(MigrationConflict)
                 .where(
+                    MigrationConflict.user_id == session.user_id,
                     MigrationConflict.session_id == session.id,
                     MigrationConflict.status == "closed",
                     MigrationConflict.resolution == "abandoned",
@@ -157,19 +175,30 @@ def find_session(user_id: str, session_id: str) -> MigrationSession:
         key = uuid.UUID(session_id)
     except ValueError as error:
         raise NotFound(f"No migration session {session_id!r}.", code="unknown_session") from error
-    session = db.session.get(MigrationSession, key)
-    if session is None:
-        raise NotFound(f"No migration session {session_id!r}.", code="unknown_session")
-    if session.user_id != user_id:
+    session = db.session.scalars(select(MigrationSession).filter_by(user_id=user_id, id=key)).one_or_none()
+    if session is not None:
+        return session
+    # Not the user's: someone else's (403, so a page that signed in as another user says so) or none at all.
+    if db.session.scalar(select(func.count()).select_from(MigrationSession).filter_by(id=key)):
         raise Forbidden("This migration session belongs to another user.", code="foreign_session")
-    return session
+    raise NotFound(f"No migration session {session_id!r}.", code="unknown_session")
 
 
-def outcome_counts(session_id: uuid.UUID) -> dict[str, dict[str, int]]:
+def session_by_id(session_id: str) -> MigrationSession | None:
+    """An operator's lookup of a session by its id alone, whoever's it is (on tables distributed by user, the one
+    query that asks every node: operators' tools only; the API always knows its user, `find_session`)."""
+    try:
+        key = uuid.UUID(session_id)
+    except ValueError:
+        return None
+    return db.session.scalars(select(MigrationSession).filter_by(id=key)).one_or_none()
+
+
+def outcome_counts(session: MigrationSession) -> dict[str, dict[str, int]]:
     """Per localStorage key, how many of the session's records had each outcome."""
     query = (
         select(LedgerEntry.key, LedgerEntry.outcome, func.count())
-        .where(LedgerEntry.session_id == session_id)
+        .where(LedgerEntry.user_id == session.user_id, LedgerEntry.session_id == session.id)
         .group_by(LedgerEntry.key, LedgerEntry.outcome)
     )
     counts: dict[str, dict[str, int]] = defaultdict(dict)
@@ -185,10 +214,14 @@ def _moment(value: datetime | None) -> str | None:
 def describe_session(session: MigrationSession) -> dict[str, Any]:
     """The session as the protocol returns it: status, acknowledged batches, per-key counts, open conflicts."""
     acknowledged = db.session.scalars(
-        select(MigrationBatch.seq).filter_by(session_id=session.id).order_by(MigrationBatch.seq)
+        select(MigrationBatch.seq)
+        .filter_by(user_id=session.user_id, session_id=session.id)
+        .order_by(MigrationBatch.seq)
     ).all()
     open_conflicts = db.session.scalar(
-        select(func.count()).select_from(MigrationConflict).filter_by(session_id=session.id, status="open")
+        select(func.count())
+        .select_from(MigrationConflict)
+        .filter_by(user_id=session.user_id, session_id=session.id, status="open")
     )
     return {
         "session_id": str(session.id),
@@ -201,7 +234,7 @@ def describe_session(session: MigrationSession) -> dict[str, Any]:
         "completed_at": _moment(session.completed_at),
         "rolled_back_at": _moment(session.rolled_back_at),
         "acknowledged_batches": list(acknowledged),
-        "counts": outcome_counts(session.id),
+        "counts": outcome_counts(session),
         "open_conflicts": open_conflicts or 0,
         "protocol_version": PROTOCOL_VERSION,
     }

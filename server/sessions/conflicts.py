@@ -83,8 +83,10 @@ def find_conflict(session: MigrationSession, conflict_id: str) -> MigrationConfl
         key = uuid.UUID(conflict_id)
     except ValueError as error:
         raise NotFound(f"No conflict {conflict_id!r} in this session.", code="unknown_conflict") from error
-    conflict = db.session.get(MigrationConflict, key)
-    if conflict is None or conflict.session_id != session.id:
+    conflict = db.session.scalars(
+        select(MigrationConflict).filter_by(user_id=session.user_id, session_id=session.id, id=key)
+    ).one_or_none()
+    if conflict is None:
         raise NotFound(f"No conflict {conflict_id!r} in this session.", code="unknown_conflict")
     return conflict
 
@@ -116,13 +118,18 @@ def _keep_local(session: MigrationSession, conflict: MigrationConflict, entry: L
     return True
 
 
-def resolve_conflict(session: MigrationSession, conflict: MigrationConflict, keep: str) -> dict[str, Any]:
-    """Keep the local or the server version of a conflict's record; answers the conflict and its outcome."""
+def resolve_conflict(
+    session: MigrationSession, conflict: MigrationConflict, keep: str, actor: str | None = None
+) -> dict[str, Any]:
+    """Keep the local or the server version of a conflict's record, as `actor` ("user:<id>": the audit trail's)
+    chose; answers the conflict and its outcome."""
     user_id = session.user_id
     lock_user(user_id)
     db.session.refresh(conflict)
     box = secret_box()
-    entry = db.session.get(LedgerEntry, (conflict.session_id, conflict.key, conflict.index), populate_existing=True)
+    entry = db.session.get(
+        LedgerEntry, (user_id, conflict.session_id, conflict.key, conflict.index), populate_existing=True
+    )
     assert entry is not None, "every conflict has its ledger entry"
     if conflict.status != "open":
         if conflict.resolution != keep:
@@ -146,6 +153,7 @@ def resolve_conflict(session: MigrationSession, conflict: MigrationConflict, kee
     else:
         changed = _keep_local(session, conflict, entry, box)
     conflict.status, conflict.resolution, conflict.resolved_at = "resolved", keep, datetime.now(UTC)
+    conflict.resolved_by = actor
     answer = {"conflict": describe_conflict(conflict, box), "outcome": entry.outcome}
     db.session.commit()
     if changed:

@@ -89,7 +89,7 @@ def put_remainder(session: MigrationSession, body: bytes) -> dict[str, Any]:
     _check_document(key, document, stores)
     fingerprint = digest(document)
     answer = {"key": key, "digest": fingerprint}
-    existing = db.session.get(KeyRemainder, (session.id, key))
+    existing = remainder_of(session, key)
     if existing is None:
         if session.status != "open":
             raise Conflict("This migration session no longer accepts remainders.", code="session_closed")
@@ -109,7 +109,7 @@ def put_remainder(session: MigrationSession, body: bytes) -> dict[str, Any]:
             return answer
         except IntegrityError:
             db.session.rollback()  # a twin request won: compare with what it stored
-            existing = db.session.get(KeyRemainder, (session.id, key))
+            existing = remainder_of(session, key)
             if existing is None:
                 raise
     if existing.digest != fingerprint:
@@ -135,9 +135,10 @@ def document_of(remainder: KeyRemainder) -> dict[str, Any]:
     return document
 
 
-def remainder_of(session_id: uuid.UUID, key: str) -> KeyRemainder | None:
+def remainder_of(session: MigrationSession, key: str) -> KeyRemainder | None:
     """The remainder a session holds for a key, if any."""
-    return db.session.get(KeyRemainder, (session_id, key))
+    query = select(KeyRemainder).filter_by(user_id=session.user_id, session_id=session.id, key=key)
+    return db.session.scalars(query.execution_options(populate_existing=True)).one_or_none()
 
 
 def key_records(session: MigrationSession, key: str) -> dict[str, list[Any]]:
@@ -147,7 +148,7 @@ def key_records(session: MigrationSession, key: str) -> dict[str, list[Any]]:
     box = lsmigrate.box
     entries = db.session.execute(
         select(LedgerEntry.index, LedgerEntry.store, LedgerEntry.outcome, LedgerEntry.target_id)
-        .where(LedgerEntry.session_id == session.id, LedgerEntry.key == key)
+        .where(LedgerEntry.user_id == session.user_id, LedgerEntry.session_id == session.id, LedgerEntry.key == key)
         .order_by(LedgerEntry.index)
     ).all()
     specs: dict[str | None, StoreSpec] = {}
@@ -169,7 +170,11 @@ def key_records(session: MigrationSession, key: str) -> dict[str, list[Any]]:
     kept: dict[int, tuple[Any, list[Any]]] = {}
     for quarantined in db.session.scalars(
         select(QuarantinedRecord)
-        .where(QuarantinedRecord.session_id == session.id, QuarantinedRecord.key == key)
+        .where(
+            QuarantinedRecord.user_id == session.user_id,
+            QuarantinedRecord.session_id == session.id,
+            QuarantinedRecord.key == key,
+        )
         .order_by(QuarantinedRecord.id)
     ):
         kept[quarantined.index] = (quarantined.raw, quarantined.reasons)
@@ -177,6 +182,7 @@ def key_records(session: MigrationSession, key: str) -> dict[str, list[Any]]:
         conflict.index: conflict.local
         for conflict in db.session.scalars(
             select(MigrationConflict).where(
+                MigrationConflict.user_id == session.user_id,
                 MigrationConflict.session_id == session.id,
                 MigrationConflict.key == key,
                 MigrationConflict.status == "open",
@@ -276,7 +282,7 @@ def _as_verified(session: MigrationSession, key: str, records: dict[str, list[An
     """True when every rebuilt record is the one the session read (no row changed since)."""
     ledger = db.session.scalars(
         select(LedgerEntry.digest)
-        .where(LedgerEntry.session_id == session.id, LedgerEntry.key == key)
+        .where(LedgerEntry.user_id == session.user_id, LedgerEntry.session_id == session.id, LedgerEntry.key == key)
         .order_by(LedgerEntry.index)
     ).all()
     return [digest(record) for run in records.values() for record in run] == list(ledger)

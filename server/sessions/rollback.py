@@ -37,9 +37,10 @@ still standing wrote it: rolling that one back takes this write back too),
 the user's cached records are invalidated. The session's open conflicts are
 closed; its ledger and quarantine stay, as the audit trail.
 
-The session ends `rolled_back` with the report stored: asking again answers
-the same report and changes nothing. A dry run wrote no rows: its rollback
-only closes it.
+The session ends `rolled_back` with the report stored, and who asked
+(`rolled_back_by`): asking again answers the same report and changes nothing.
+A dry run wrote no rows: its rollback only closes it. A session `lsmigrate
+prune` has pruned (its pre-images cleared) is refused: 409 `session_pruned`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from lsmigrate.server.db import db
 from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
 from lsmigrate.server.db.sql import among
+from lsmigrate.server.errors import Conflict
 from lsmigrate.server.extension import current_lsmigrate
 from lsmigrate.server.records.digests import row_digests
 from lsmigrate.server.records.rows import image_values, unique_per_user
@@ -231,7 +233,8 @@ def _mark_undone(marks: list[dict[str, Any]]) -> None:
         return
     ledger = LedgerEntry.__table__
     one = (
-        (ledger.c.session_id == bindparam("b_session"))
+        (ledger.c.user_id == bindparam("b_user"))
+        & (ledger.c.session_id == bindparam("b_session"))
         & (ledger.c.key == bindparam("b_key"))
         & (ledger.c.index == bindparam("b_index"))
     )
@@ -276,6 +279,7 @@ def _undo_table(
     _mark_undone(
         [
             {
+                "b_user": session.user_id,
                 "b_session": write.session_id,
                 "b_key": write.key,
                 "b_index": write.index,
@@ -302,12 +306,23 @@ def _undo_table(
         report["skipped"].append(skip | {"reason": reason})
 
 
-def rollback_session(session: MigrationSession) -> dict[str, Any]:
-    """Undo `session`'s writes (once); the report of what was deleted, restored and skipped."""
+def rollback_session(session: MigrationSession, actor: str | None = None) -> dict[str, Any]:
+    """Undo `session`'s writes (once) on behalf of `actor` ("user:<id>", "cli", "operator:<name>": the audit
+    trail's); the report of what was deleted, restored and skipped. Conflict (`session_pruned`) for a session
+    `lsmigrate prune` has cleared the pre-images of."""
     lock_user(session.user_id)
-    db.session.refresh(session)
+    # Locked: `prune` marks a session pruned with an UPDATE, so the two never interleave.
+    db.session.refresh(session, with_for_update=True)
     if session.status == "rolled_back" and session.rollback_report is not None:
         return session.rollback_report
+    if session.pruned_at is not None:
+        details = {"session_id": str(session.id), "pruned_at": session.pruned_at.isoformat()}
+        db.session.rollback()  # the user's lock and the session's row, let go at once
+        raise Conflict(
+            "This session was pruned (its pre-images and stored answers are gone): it can no longer be rolled back.",
+            code="session_pruned",
+            details=details,
+        )
     now = datetime.now(UTC)
     report: dict[str, Any] = {
         "session_id": str(session.id),
@@ -331,11 +346,16 @@ def rollback_session(session: MigrationSession) -> dict[str, Any]:
             _undo_table(session, table_name, entries, report, now)
     closed = db.session.execute(
         update(MigrationConflict)
-        .where(MigrationConflict.session_id == session.id, MigrationConflict.status == "open")
-        .values(status="closed", resolution="rolled_back", resolved_at=now)
+        .where(
+            MigrationConflict.user_id == session.user_id,
+            MigrationConflict.session_id == session.id,
+            MigrationConflict.status == "open",
+        )
+        .values(status="closed", resolution="rolled_back", resolved_at=now, resolved_by=actor)
     )
     report["conflicts_closed"] = closed.rowcount  # type: ignore[attr-defined]
     session.status, session.rolled_back_at, session.rollback_report = "rolled_back", now, report
+    session.rolled_back_by = actor
     user_id = session.user_id
     db.session.commit()
     if any(report["deleted"].values()) or any(report["restored"].values()):

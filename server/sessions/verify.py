@@ -39,7 +39,7 @@ _IN_A_ROW = (Outcome.INSERTED, Outcome.UPDATED, Outcome.UNCHANGED)
 def _ledger_by_key(session: MigrationSession) -> dict[str, list[tuple[int, str, str, str | None]]]:
     query = (
         select(LedgerEntry.key, LedgerEntry.index, LedgerEntry.digest, LedgerEntry.outcome, LedgerEntry.store)
-        .where(LedgerEntry.session_id == session.id)
+        .where(LedgerEntry.user_id == session.user_id, LedgerEntry.session_id == session.id)
         .order_by(LedgerEntry.key, LedgerEntry.index)
     )
     ledger: dict[str, list[tuple[int, str, str, str | None]]] = defaultdict(list)
@@ -69,7 +69,7 @@ def _check_value(
     session: MigrationSession, key: str, entries: list[tuple[int, str, str, str | None]], claimed: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The key's remainder is the one the page read, and with the records it rebuilds the key's value."""
-    remainder = remainder_of(session.id, key)
+    remainder = remainder_of(session, key)
     if remainder is None:
         return {"key": key, "problem": "remainder_missing"}
     if remainder.digest != claimed["remainder"]:
@@ -97,7 +97,7 @@ def _records_not_held(session: MigrationSession, key: str) -> list[int]:
     table the key's stores write into, one for the quarantine."""
     lsmigrate = current_lsmigrate()
     ledger = LedgerEntry.__table__
-    mine = (ledger.c.session_id == session.id) & (ledger.c.key == key)
+    mine = (ledger.c.user_id == session.user_id) & (ledger.c.session_id == session.id) & (ledger.c.key == key)
     missing: list[int] = []
     for spec in lsmigrate.catalog.stores_for_key(key):
         table = lsmigrate.model_for(spec).__table__
@@ -111,7 +111,8 @@ def _records_not_held(session: MigrationSession, key: str) -> list[int]:
         missing += db.session.scalars(query).all()
     quarantine = QuarantinedRecord.__table__
     kept = (
-        (quarantine.c.session_id == ledger.c.session_id)
+        (quarantine.c.user_id == ledger.c.user_id)
+        & (quarantine.c.session_id == ledger.c.session_id)
         & (quarantine.c.key == ledger.c.key)
         & (quarantine.c.index == ledger.c.index)
     )
@@ -128,7 +129,9 @@ def _held_by_others(session: MigrationSession) -> set[str]:
     """Keys with a record quarantined because its id and relocated id are other users' rows (`foreign_id`):
     such a key stays whatever its store says, since no user's upload may decide what another's browser loses."""
     query = select(LedgerEntry.key, LedgerEntry.warnings).where(
-        LedgerEntry.session_id == session.id, LedgerEntry.outcome == Outcome.QUARANTINED
+        LedgerEntry.user_id == session.user_id,
+        LedgerEntry.session_id == session.id,
+        LedgerEntry.outcome == Outcome.QUARANTINED,
     )
     return {
         key
