@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gunicorn
+import psycopg
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Playwright, async_playwright
 
@@ -252,7 +253,8 @@ def header(services: Services, browser: str, options: argparse.Namespace, store:
             "lsmigrate in the browser: the demo page migrating localStorage through Pyodide to the server",
             f"machine     {os.cpu_count()} cores, load average {load} before the run",
             f"browser     {browser} ({CHROMIUM}, a new profile per runtime and run); Pyodide {pyodide}",
-            f"server      gunicorn {gunicorn.__version__}, {WORKERS} sync workers, lsmigrate.server.gunicorn_conf, "
+            f"server      {'nginx (deploy/), PgBouncer, ' if options.server == 'nginx' else ''}"
+            f"gunicorn {gunicorn.__version__}, {WORKERS} sync workers, lsmigrate.server.gunicorn_conf, "
             f"LSMIGRATE_DEMO=1, shipped rate limits; PostgreSQL {postgres_version(services.postgres.conninfo)} "
             "(fsync, synchronous_commit and full_page_writes off); Redis",
             f"records     {options.records:,} {options.kind} (seed {options.seed}) as one Zustand store under "
@@ -338,6 +340,13 @@ def arguments() -> tuple[argparse.Namespace, str]:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the task generator (default 0)")
     parser.add_argument(
+        "--server",
+        choices=("gunicorn", "nginx"),
+        default="gunicorn",
+        help="gunicorn: the pages talk to gunicorn itself; nginx: through the deployment of deploy/ (nginx, "
+        "PgBouncer), as in production (default gunicorn)",
+    )
+    parser.add_argument(
         "--runtimes",
         type=_choices(RUNTIMES),
         default=list(RUNTIMES),
@@ -395,6 +404,31 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+class ProxiedServices:
+    """The demo as deployed (deploy/: nginx buffering in front of one gunicorn instance of WORKERS sync workers,
+    PgBouncer, PostgreSQL, Redis), with what the benchmark asks of `Services`."""
+
+    def __init__(self) -> None:
+        from deploy.cluster import Deployment
+
+        self.deployment = Deployment(instances=1, workers=WORKERS)
+        self.postgres = self.deployment.postgres
+
+    @property
+    def url(self) -> str:
+        return self.deployment.url
+
+    def start(self) -> None:
+        self.deployment.start()
+
+    def close(self) -> None:
+        self.deployment.close()
+
+    def rows(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.deployment.database_url) as connection:
+            return connection.execute(query, params).fetchall()
+
+
 def demo_services() -> Services:
     """The ingest benchmark's servers with the demo on and the shipped rate limits."""
     services = Services()
@@ -409,7 +443,7 @@ def main() -> None:
     options, store = arguments()
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     signal.signal(signal.SIGINT, _interrupt)
-    services = demo_services()
+    services: Any = ProxiedServices() if options.server == "nginx" else demo_services()
     try:
         _progress("starting PostgreSQL, Redis and gunicorn")
         services.start()

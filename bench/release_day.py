@@ -203,7 +203,7 @@ def seed_changed(url: str, users: list[User], batch: int) -> None:
 def run(deployment: Deployment, users: list[User], options: argparse.Namespace) -> tuple[float, dict[str, float]]:
     """Every user at their arrival time (at most --threads at once), the crash halfway; (wall seconds, CPU)."""
     gate = threading.BoundedSemaphore(options.threads)
-    before = _cpu(deployment)
+    meter = CpuMeter(deployment)
     started = time.monotonic()
 
     def one(user: User) -> None:
@@ -222,8 +222,7 @@ def run(deployment: Deployment, users: list[User], options: argparse.Namespace) 
         thread.join()
     wall = max(user.finished for user in users) - started
     killer.join()
-    after = _cpu(deployment)
-    return wall, {name: after.get(name, 0.0) - before.get(name, 0.0) for name in after}
+    return wall, meter.stop()
 
 
 def _crash(deployment: Deployment, options: argparse.Namespace, started: float) -> None:
@@ -237,19 +236,45 @@ def _crash(deployment: Deployment, options: argparse.Namespace, started: float) 
     print(f"... instance 1 back at {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
 
 
-def _cpu(deployment: Deployment) -> dict[str, float]:
-    """CPU seconds per part: the sum of each of its live processes' own user+system time (a part's list holds
-    its children already; a process that ended during the run, as the killed instance's, takes its time along)."""
-    found = {"load generator": sum(os.times()[:2])}
-    for name, pids in deployment.pids().items():
-        total = 0.0
-        for pid in pids:
-            try:
-                total += _own_cpu(pid)
-            except (OSError, ValueError):
-                pass  # ended while we looked
-        found[name] = total
-    return found
+class CpuMeter:
+    """CPU seconds per part over the run: every process of every part read twice a second (a part's list holds its
+    children already), each process counted from its first reading, or from 0 if it started during the run, to
+    its last: the killed instance's processes keep what they used before the crash, its new ones are added."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.start = sum(os.times()[:2])
+        self._read(baseline=True)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _read(self, baseline: bool = False) -> None:
+        for name, pids in self.deployment.pids().items():
+            for pid in pids:
+                try:
+                    used = _own_cpu(pid)
+                except (OSError, ValueError, IndexError):
+                    continue  # ended while we looked
+                if baseline:
+                    self.first[pid] = used
+                self.last[pid] = (name, used)
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(0.5):
+            self._read()
+
+    def stop(self) -> dict[str, float]:
+        """Stop reading; CPU seconds per part, and the load generator's (this process)."""
+        self._stopped.set()
+        self._thread.join()
+        self._read()
+        found: dict[str, float] = {"load generator": sum(os.times()[:2]) - self.start}
+        for pid, (name, used) in self.last.items():
+            found[name] = found.get(name, 0.0) + used - self.first.get(pid, 0.0)
+        return found
 
 
 def _own_cpu(pid: int) -> float:

@@ -6,21 +6,20 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from flask.cli import AppGroup
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from lsmigrate.server.api.auth import AUDIENCE, DEMO_AUDIENCE, expiry, issue_token, token_claims
 from lsmigrate.server.api.revocation import revoke_token, revoke_user
 from lsmigrate.server.db import db
-from lsmigrate.server.db.models import LedgerEntry, MigrationConflict, MigrationSession
+from lsmigrate.server.db.models import MigrationConflict, MigrationSession
 from lsmigrate.server.errors import ApiError, Unauthorized
 from lsmigrate.server.extension import settings
-from lsmigrate.server.operator.audit import session_audit
+from lsmigrate.server.operator.audit import recent_sessions, session_audit
 from lsmigrate.server.operator.auth import OPERATOR_AUDIENCE, issue_operator_token
 from lsmigrate.server.operator.prune import prune
 from lsmigrate.server.operator.stats import MAX_LIMIT, collect_stats
@@ -133,28 +132,16 @@ def rotate_keys(batch_size: int) -> None:
 @click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
 def list_sessions(user_id: str | None, limit: int) -> None:
     """List migration sessions: id, user, status, dry run, created, record outcomes."""
-    query = select(MigrationSession).order_by(MigrationSession.created_at.desc()).limit(limit)
-    if user_id is not None:
-        query = query.where(MigrationSession.user_id == user_id)
-    sessions = list(db.session.scalars(query))
-    totals: dict[uuid.UUID, dict[str, int]] = {session.id: {} for session in sessions}
-    tally = (
-        select(LedgerEntry.session_id, LedgerEntry.outcome, func.count())
-        .where(LedgerEntry.session_id.in_(list(totals)))
-        .group_by(LedgerEntry.session_id, LedgerEntry.outcome)
-    )
-    for session_id, outcome, n in db.session.execute(tally):
-        totals[session_id][outcome] = n
     rows = [
         (
-            session.id,
-            session.user_id,
-            session.status,
-            "yes" if session.dry_run else "no",
-            session.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            _summary(totals[session.id]),
+            session["session_id"],
+            session["user_id"],
+            session["status"],
+            "yes" if session["dry_run"] else "no",
+            datetime.fromisoformat(session["created_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+            _summary(session["records"]),
         )
-        for session in sessions
+        for session in recent_sessions(limit, user_id)
     ]
     _table(("ID", "USER", "STATUS", "DRY RUN", "CREATED (UTC)", "RECORDS"), rows)
 

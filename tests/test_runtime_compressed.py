@@ -317,16 +317,20 @@ def test_only_the_runtimes_files_are_served_whatever_the_coding(runtime: FlaskCl
     assert _get(runtime, "pyodide.asm.js", ACCEPT_ALL)[0] == 404
 
 
-# --- the loader and the static scripts: gzip on the fly --------------------------------------------------
+# --- the loader, the static scripts and the wheels: brotli or gzip, made once ----------------------------
 
 
+@pytest.mark.parametrize(("accept", "coding"), [(ACCEPT_ALL, "br"), ("gzip", "gzip")])
 @pytest.mark.parametrize("path", ["/lsmigrate/static/panel.js", "/lsmigrate/static/backups.js", "/lsmigrate/loader.js"])
-def test_the_loader_and_static_scripts_go_out_gzip_when_accepted(client: FlaskClient, path: str) -> None:
+def test_the_loader_and_static_scripts_go_out_compressed_when_accepted(
+    client: FlaskClient, path: str, accept: str, coding: str
+) -> None:
     plain = client.get(path)
-    zipped = client.get(path, headers={"Accept-Encoding": ACCEPT_ALL})
+    zipped = client.get(path, headers={"Accept-Encoding": accept})
     assert plain.status_code == zipped.status_code == 200
-    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == "gzip"
-    assert gzip.decompress(zipped.get_data()) == plain.get_data()
+    assert "Content-Encoding" not in plain.headers and zipped.headers["Content-Encoding"] == coding
+    inflate = brotli.decompress if coding == "br" else gzip.decompress
+    assert inflate(zipped.get_data()) == plain.get_data()
     if path.startswith("/lsmigrate/static/"):
         assert plain.get_data() == (STATIC_DIR / path.rsplit("/", 1)[1]).read_bytes()
     for response in (plain, zipped):
@@ -334,8 +338,29 @@ def test_the_loader_and_static_scripts_go_out_gzip_when_accepted(client: FlaskCl
         assert response.headers["Cache-Control"] == "no-cache"
         assert response.mimetype == "text/javascript"
     assert plain.headers["ETag"] != zipped.headers["ETag"]
-    again = client.get(path, headers={"Accept-Encoding": ACCEPT_ALL, "If-None-Match": zipped.headers["ETag"]})
+    again = client.get(path, headers={"Accept-Encoding": accept, "If-None-Match": zipped.headers["ETag"]})
     assert again.status_code == 304 and again.get_data() == b""
+
+
+def test_the_wheels_are_stored_archives_sent_brotli_compressed_and_cached_for_good(client: FlaskClient) -> None:
+    for url in loader_config(client)["wheels"]:
+        plain = client.get(url)
+        sent = client.get(url, headers={"Accept-Encoding": ACCEPT_ALL})
+        assert sent.headers["Content-Encoding"] == "br"
+        assert brotli.decompress(sent.get_data()) == plain.get_data()
+        assert len(sent.get_data()) < 0.8 * len(zipfile_deflated(plain.get_data()))
+        archive = zipfile.ZipFile(io.BytesIO(plain.get_data()))
+        assert {entry.compress_type for entry in archive.infolist()} == {zipfile.ZIP_STORED}
+        assert "immutable" in sent.headers["Cache-Control"] and "Accept-Encoding" in sent.headers["Vary"]
+
+
+def zipfile_deflated(stored: bytes) -> bytes:
+    """The same archive deflated entry by entry, as a wheel usually is."""
+    source, buffer = zipfile.ZipFile(io.BytesIO(stored)), io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            target.writestr(entry, source.read(entry), compress_type=zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
 
 
 def test_static_files_keep_their_types_and_404s(client: FlaskClient) -> None:

@@ -5,10 +5,12 @@
  */
 import * as store from "./backups.js";
 
-/* Pyodide, the wheels, and the runner's module (lsmigrate.browser.page), imported once. */
+/* Pyodide, the wheels, and the runner's module (lsmigrate.browser.page), imported once. The lock file is the
+ * server's `info` and no packages (the wheels are installed by URL): pyodide-lock.json is never downloaded. */
 export async function bootPython(config) {
   const { loadPyodide } = await import(config.pyodide + "pyodide.mjs");
-  const pyodide = await loadPyodide({ indexURL: config.pyodide });
+  const lockFileContents = config.lock_info ? { info: config.lock_info, packages: {} } : undefined;
+  const pyodide = await loadPyodide({ indexURL: config.pyodide, lockFileContents });
   await pyodide.loadPackage(config.wheels);
   return { pyodide, page: pyodide.pyimport(config.module) };
 }

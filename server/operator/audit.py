@@ -247,7 +247,10 @@ def recent_sessions(limit: int = 50, user_id: str | None = None) -> list[dict[st
     if totals:
         tally = (
             select(LedgerEntry.session_id, LedgerEntry.outcome, func.count())
-            .where(LedgerEntry.session_id.in_(list(totals)))
+            .where(
+                LedgerEntry.user_id.in_({session.user_id for session in sessions}),
+                LedgerEntry.session_id.in_(list(totals)),
+            )
             .group_by(LedgerEntry.session_id, LedgerEntry.outcome)
         )
         for session_id, outcome, n in db.session.execute(tally):

@@ -24,7 +24,7 @@ from lsmigrate.server.blueprint import ApiBlueprint
 from lsmigrate.server.errors import NotFound
 from lsmigrate.server.extension import current_lsmigrate, settings
 from lsmigrate.server.runtime.negotiation import YEAR, encoded_response, send_copy
-from lsmigrate.server.runtime.precompressed import PYODIDE_FILES, copies, pyodide_version
+from lsmigrate.server.runtime.precompressed import PYODIDE_FILES, copies, lock_info, pyodide_version
 from lsmigrate.server.runtime.wheels import Wheel, browser_wheels, stores_wheel
 from lsmigrate.shared.catalog import module_reference
 from lsmigrate.shared.protocol import OUTCOMES
@@ -69,6 +69,7 @@ def loader_config() -> dict[str, Any]:
         "outcomes": list(OUTCOMES),
         "api": url_for("lsmigrate.migration.show_config").removesuffix("/config"),
         "pyodide": url_for("lsmigrate.runtime.pyodide_file", version=version, filename=""),
+        "lock_info": lock_info(settings()["PYODIDE_DIR"]),
         "wheels": [
             url_for("lsmigrate.runtime.wheel_file", content_hash=wheel.content_hash, filename=wheel.filename)
             for wheel in _wheels().values()
@@ -107,9 +108,7 @@ def wheel_file(content_hash: str, filename: str) -> Response:
     wheel = _wheels().get(filename)
     if wheel is None or wheel.content_hash != content_hash:
         raise NotFound(f"No wheel {filename} with hash {content_hash}.")
-    response = Response(wheel.content, mimetype="application/zip")
-    response.headers["Cache-Control"] = f"public, max-age={YEAR}, immutable"
-    return response
+    return encoded_response(wheel.content, "application/zip", f"public, max-age={YEAR}, immutable")
 
 
 @lru_cache(maxsize=64)

@@ -85,21 +85,35 @@ def send_copy(copies: dict[str, Copy], filename: str, mimetype: str | None) -> R
 
 
 @lru_cache(maxsize=64)
-def _gzipped(body: bytes) -> tuple[bytes, str]:
-    data = gzip.compress(body, compresslevel=9, mtime=0)
+def _encoded(body: bytes, coding: str) -> tuple[bytes, str]:
+    """`body` in `coding` (gzip 9, or brotli 11: made once per body and process), and its ETag."""
+    if coding == "br":
+        import brotli
+
+        data = brotli.compress(body, quality=11)
+    else:
+        data = gzip.compress(body, compresslevel=9, mtime=0)
     return data, hashlib.sha256(data).hexdigest()[:32]
 
 
+def _codings() -> tuple[str, ...]:
+    try:
+        import brotli  # noqa: F401
+    except ImportError:
+        return ("gzip", "identity")
+    return ("br", "gzip", "identity")
+
+
 def encoded_response(body: bytes, mimetype: str, cache_control: str) -> Response:
-    """`body` as a response, gzip-compressed when the request accepts it, with a strong ETag per
-    representation; 304 when If-None-Match names it."""
+    """`body` as a response, brotli- or gzip-compressed (made once) when the request accepts it, with a strong
+    ETag per representation; 304 when If-None-Match names it."""
     coding = "identity"
     if len(body) >= _MIN_GZIP:
-        coding = choose_coding(request.headers.get("Accept-Encoding"), ("gzip", "identity"))
-    if coding == "gzip":
-        data, etag = _gzipped(body)
+        coding = choose_coding(request.headers.get("Accept-Encoding"), _codings())
+    if coding != "identity":
+        data, etag = _encoded(body, coding)
         response = Response(data, mimetype=mimetype)
-        response.headers["Content-Encoding"] = "gzip"
+        response.headers["Content-Encoding"] = coding
     else:
         response = Response(body, mimetype=mimetype)
         etag = hashlib.sha256(body).hexdigest()[:32]

@@ -61,6 +61,15 @@ def pyodide_version(pyodide_dir: str) -> str:
     return str(package["version"])
 
 
+@lru_cache(maxsize=4)
+def lock_info(pyodide_dir: str) -> dict[str, Any]:
+    """The `info` of the runtime's pyodide-lock.json (ABI, platform, Python): all a page that installs only
+    lsmigrate's wheels by URL needs of the lock file, so the page is given it (`loader_config`) and never
+    downloads the file's list of the 357 packages of Pyodide's CDN (22 KB brotli), none of which it loads."""
+    info: dict[str, Any] = json.loads((Path(pyodide_dir) / "pyodide-lock.json").read_text())["info"]
+    return info
+
+
 def codings(name: str = "") -> tuple[str, ...]:
     """The content codings this installation builds for `name`: gzip, br when the brotli package is there, and
     the repacked file itself for a file that is repacked."""

@@ -4,7 +4,8 @@ The page needs two wheels: lsmigrate's browser side (`lsmigrate.shared` and
 `lsmigrate.browser`, from this checkout, so an edit shows on the next page
 load) and marshmallow (from the installed distribution, so the browser runs
 exactly the version the server validates with). Entries carry a fixed date,
-so the same files always give the same bytes and the same URL.
+so the same files always give the same bytes and the same URL. They are
+stored uncompressed: the server sends them brotli- or gzip-compressed.
 """
 
 from __future__ import annotations
@@ -74,11 +75,14 @@ def _wheel(name: str, version: str, files: list[tuple[str, bytes]], metadata_tex
     record = "\n".join(_record_line(path, data) for path, data in files) + f"\n{dist_info}/RECORD,,\n"
     files.append((f"{dist_info}/RECORD", record.encode("utf-8")))
 
+    # Stored, not deflated: the wheel goes out brotli- or gzip-compressed whole (`wheel_file`), which compresses
+    # across files what deflate compresses file by file: lsmigrate's and marshmallow's 116 KB deflated are
+    # 84 KB as brotli of the stored archive.
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path, data in files:
             info = zipfile.ZipInfo(path, date_time=_FIXED_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED
             archive.writestr(info, data)
     return Wheel(f"{name}-{version}-py3-none-any.whl", buffer.getvalue())
 

@@ -101,12 +101,16 @@ def _records_not_held(session: MigrationSession, key: str) -> list[int]:
     missing: list[int] = []
     for spec in lsmigrate.catalog.stores_for_key(key):
         table = lsmigrate.model_for(spec).__table__
-        held = (table.c.id == ledger.c.target_id) & (table.c.user_id == session.user_id)
+        # Joined on the row's primary key alone, the owner checked after: with the owner in the join, a planner
+        # whose statistics predate this user's rows (a new user's first session) estimated one row, chose a
+        # nested loop over the user's index, and read the user's rows once per record (4 s for 10,000).
         query = (
             select(ledger.c.index)
-            .select_from(ledger.outerjoin(table, held))
+            .select_from(ledger.outerjoin(table, table.c.id == ledger.c.target_id))
             .where(mine, ledger.c.store == spec.name, ledger.c.outcome.in_(_IN_A_ROW))
-            .where((table.c.id.is_(None)) | (table.c.source_digest != ledger.c.digest))
+            .where(
+                table.c.id.is_(None) | (table.c.user_id != session.user_id) | (table.c.source_digest != ledger.c.digest)
+            )
         )
         missing += db.session.scalars(query).all()
     quarantine = QuarantinedRecord.__table__
