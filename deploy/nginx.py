@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
 
-from tests.fixtures_services import wait_for_port
+from deploy.daemon import Daemon
 
 #: A request sent to an instance may be sent to another only within this many seconds of its first try:
 #: an instance that refused the connection, died mid-request or answered 502/503 is left at once, and
@@ -157,8 +155,10 @@ http {{
 """
 
 
-class Nginx:
+class Nginx(Daemon):
     """nginx on 127.0.0.1:`port` in `folder`, proxying to the instances' ports."""
+
+    name = "nginx"
 
     def __init__(self, folder: Path, port: int, upstreams: Sequence[int], max_body: int, read_timeout: int) -> None:
         self.folder = folder
@@ -166,8 +166,7 @@ class Nginx:
         self.upstreams = list(upstreams)
         self.max_body = max_body
         self.read_timeout = read_timeout
-        self.process: subprocess.Popen[bytes] | None = None
-        self._output: IO[Any] | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -191,30 +190,10 @@ class Nginx:
 
     def start(self) -> None:
         """Write and check nginx.conf, and start nginx in the foreground of its own process."""
-        command = self._command()
         self.write_config()
-        self._output = open(self.folder / "stderr.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._output, start_new_session=True)
-        try:
-            wait_for_port(self.port, timeout=15)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"nginx did not start: {self.log_tail()}") from None
+        self.launch(self._command(), self.port, self.folder / "stderr.log")
 
     def log_tail(self, size: int = 2000) -> str:
         """The end of nginx's error log, for an error message."""
         path = self.folder / "error.log"
         return path.read_text(errors="replace")[-size:] if path.exists() else ""
-
-    def stop(self) -> None:
-        """Stop nginx by its master's pid (SIGTERM: fast shutdown) and wait for it and its workers."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        if self._output is not None:
-            self._output.close()
-            self._output = None

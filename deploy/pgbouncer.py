@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
-from typing import IO, Any
 
-from tests.fixtures_services import free_port, wait_for_port
+from deploy.daemon import Daemon
+from tests.fixtures_services import free_port
 
 #: The user PgBouncer and PostgreSQL know (PostgresServer's clusters are initdb'ed with it, trust on loopback).
 USER = "postgres"
@@ -67,8 +65,10 @@ log_disconnections = 0
 """
 
 
-class PgBouncer:
+class PgBouncer(Daemon):
     """PgBouncer on a free port of 127.0.0.1 in `folder`, pooling the `lsmigrate` database of `postgres_port`."""
+
+    name = "PgBouncer"
 
     def __init__(self, folder: Path, postgres_port: int, pool_size: int, max_client_conn: int = 100) -> None:
         self.folder = folder
@@ -76,8 +76,7 @@ class PgBouncer:
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._output: IO[Any] | None = None
+        super().__init__()
 
     @property
     def url(self) -> str:
@@ -96,28 +95,8 @@ class PgBouncer:
             for path in self.folder.iterdir():
                 shutil.chown(path, USER, USER)
             command[1:1] = ["-u", USER]
-        self._output = open(self.folder / "pgbouncer.log", "wb")  # noqa: SIM115 - closed in stop()
-        # Its own session: a Ctrl-C at the terminal reaches whoever started it, who stops it in order.
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self._output, start_new_session=True)
-        try:
-            wait_for_port(self.port, timeout=15)
-        except TimeoutError:
-            self.stop()
-            raise RuntimeError(f"PgBouncer did not start: {self.log_tail()}") from None
+        self.launch(command, self.port, self.folder / "pgbouncer.log")
 
     def log_tail(self, size: int = 2000) -> str:
         """The end of PgBouncer's log, for an error message."""
         return (self.folder / "pgbouncer.log").read_text(errors="replace")[-size:]
-
-    def stop(self) -> None:
-        """Stop PgBouncer by its pid: SIGTERM, "immediate shutdown", then wait for it."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self._output is not None:
-            self._output.close()
-            self._output = None
